@@ -1,0 +1,102 @@
+"""The contract every candidate model follows, and the shared top-n machinery.
+
+A model is fitted on training :class:`~recsys.data.sequences.Sequences` and answers for a batch
+of user histories: ``score`` gives dense scores over the whole catalog (what full-ranking
+evaluation needs), ``recommend`` the top ``n`` ids and scores with the history excluded, and
+``similar_items`` the nearest items to given items.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model may learn from: training sequences, plus catalog rows aligned by index."""
+
+    sequences: Sequences
+    items: pd.DataFrame | None = None  # row i describes item index i, when available
+
+    @property
+    def n_items(self) -> int:
+        return self.sequences.n_items
+
+
+class CandidateModel(ABC):
+    """Batched verbs over integer item indexes. Subclasses implement ``fit`` and ``score``."""
+
+    name: str = "model"
+
+    @abstractmethod
+    def fit(self, data: TrainingData) -> Self: ...
+
+    @abstractmethod
+    def score(self, histories: Sequences) -> np.ndarray:
+        """(B, I) float32 scores, higher is better, for every catalog item."""
+
+    def config_dict(self) -> dict[str, Any]:
+        config = getattr(self, "config", None)
+        return dict(vars(config)) if config is not None else {}
+
+    def recommend(
+        self, histories: Sequences, n: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` per history: ids (B, n) int64 and scores (B, n) float32, best first.
+
+        Rows with fewer than ``n`` eligible items are padded with id ``-1`` and score ``-inf``.
+        """
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
+        scores = self.score(histories).astype(np.float32, copy=True)  # (B, I)
+        if exclude_seen:
+            mask_history(scores, histories)
+        return top_n(scores, n)
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Items most likely next after each single item (the item itself excluded)."""
+        items = np.asarray(items, dtype=np.int32)
+        indptr = np.arange(len(items) + 1, dtype=np.int64)
+        one_item = Sequences(
+            indptr,
+            items,
+            np.zeros(len(items), np.int64),
+            np.zeros(len(items), np.int8),
+            self._n_items(),
+        )
+        return self.recommend(one_item, n, exclude_seen=True)
+
+    def _n_items(self) -> int:
+        n_items = getattr(self, "n_items_", None)
+        if n_items is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() first")
+        return int(n_items)
+
+
+def mask_history(scores: np.ndarray, histories: Sequences) -> None:
+    """Set each row's already-seen items to ``-inf`` in place."""
+    rows = histories.user_index()
+    scores[rows, histories.items] = -np.inf
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top ``n`` of (B, I) scores, sorted; ``-inf`` entries become id ``-1``."""
+    n_eff = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]  # (B, n_eff) unordered
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    ids[np.isneginf(top_scores)] = -1
+    if n_eff < n:
+        pad = n - n_eff
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return ids, top_scores.astype(np.float32)

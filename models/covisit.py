@@ -1,0 +1,85 @@
+"""Item-to-item co-visitation: items that follow each other in users' sequences.
+
+Pairs within ``window`` positions (and, for real timestamps, within ``max_gap`` ts units) count
+with weight ``1 / distance``; forward pairs (a then b) weigh more than backward ones because the
+task is predicting what comes *next*. A user's score is the recency-weighted sum of the rows of
+their last ``recent`` items. Popularity breaks the remaining ties, so users whose items have no
+neighbours get the popular answer rather than an arbitrary one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.base import CandidateModel, TrainingData
+from recsys.data.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class CovisitConfig:
+    window: int = 5  # positions either side that count as co-visited
+    max_gap: int | None = None  # ts units; pairs further apart in time do not count
+    backward_weight: float = 0.5  # weight of "b came before a" relative to "a then b"
+    recent: int = 5  # how many of the user's latest items are looked up
+    recency_decay: float = 0.6  # weight of the k-th latest item is decay**k
+    pop_normalize: float = 0.0  # divide column j by popularity_j**this (0 = off)
+
+
+class CovisitModel(CandidateModel):
+    name = "covisit"
+
+    def __init__(self, config: CovisitConfig | None = None) -> None:
+        self.config = config or CovisitConfig()
+        self.matrix_: sp.csr_matrix | None = None  # (I, I): row a -> items seen near a
+        self.popularity_: np.ndarray | None = None  # (I,) float32 in [0, 1)
+        self.n_items_: int | None = None
+
+    def fit(self, data: TrainingData) -> Self:
+        cfg = self.config
+        seqs = data.sequences
+        n = data.n_items
+        users = seqs.user_index()
+        rows, cols, vals = [], [], []
+        for d in range(1, cfg.window + 1):
+            same = users[:-d] == users[d:]
+            if cfg.max_gap is not None:
+                same &= (seqs.ts[d:] - seqs.ts[:-d]) <= cfg.max_gap
+            a, b = seqs.items[:-d][same], seqs.items[d:][same]
+            w = np.full(len(a), 1.0 / d, dtype=np.float32)
+            rows += [a, b]
+            cols += [b, a]
+            vals += [w, w * cfg.backward_weight]
+        if rows:
+            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        else:
+            r = c = np.zeros(0, np.int32)
+            v = np.zeros(0, np.float32)
+        matrix = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
+        matrix.sum_duplicates()
+        pop = np.bincount(seqs.items, minlength=n).astype(np.float32)
+        if cfg.pop_normalize > 0:
+            matrix = matrix @ sp.diags(1.0 / np.power(np.maximum(pop, 1.0), cfg.pop_normalize))
+        self.matrix_ = matrix.tocsr()
+        # Scaled below the smallest possible co-visitation weight so it only breaks ties.
+        self.popularity_ = (pop / (pop.max() + 1.0) * 1e-6).astype(np.float32)
+        self.n_items_ = n
+        return self
+
+    def score(self, histories: Sequences) -> np.ndarray:
+        if self.matrix_ is None or self.popularity_ is None:
+            raise RuntimeError("covisit is not fitted; call fit() first")
+        recent = histories.last(self.config.recent)
+        lengths = recent.lengths
+        # position from the end: 0 for the latest item
+        from_end = np.repeat(recent.indptr[1:], lengths) - 1 - np.arange(len(recent.items))
+        weights = np.power(self.config.recency_decay, from_end).astype(np.float32)
+        query = sp.csr_matrix(
+            (weights, recent.items, recent.indptr), shape=(recent.n_users, self.matrix_.shape[0])
+        )
+        scores = (query @ self.matrix_).toarray()  # (B, I)
+        scores += self.popularity_
+        return scores

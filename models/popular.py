@@ -1,0 +1,44 @@
+"""Popularity: how many users touched each item in the training period (or its recent window).
+
+The cold-start answer and the floor every learned model must clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+
+from models.base import CandidateModel, TrainingData
+from recsys.data.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class PopularConfig:
+    # Only interactions within this many ts units of the latest one count; None = all.
+    window: int | None = None
+
+
+class PopularModel(CandidateModel):
+    name = "popular"
+
+    def __init__(self, config: PopularConfig | None = None) -> None:
+        self.config = config or PopularConfig()
+        self.counts_: np.ndarray | None = None  # (I,) float32
+        self.n_items_: int | None = None
+
+    def fit(self, data: TrainingData) -> Self:
+        seqs = data.sequences
+        keep = np.ones(len(seqs.items), dtype=bool)
+        if self.config.window is not None and len(seqs.ts):
+            keep = seqs.ts >= seqs.ts.max() - self.config.window
+        counts = np.bincount(seqs.items[keep], minlength=data.n_items).astype(np.float32)
+        self.counts_ = counts
+        self.n_items_ = data.n_items
+        return self
+
+    def score(self, histories: Sequences) -> np.ndarray:
+        if self.counts_ is None:
+            raise RuntimeError("popular is not fitted; call fit() first")
+        return np.broadcast_to(self.counts_, (histories.n_users, len(self.counts_))).copy()

@@ -1,0 +1,22 @@
+"""Candidate models by name, for the CLI and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from models.base import CandidateModel
+from models.covisit import CovisitModel
+from models.popular import PopularModel
+
+MODELS: dict[str, Callable[[], CandidateModel]] = {
+    "popular": PopularModel,
+    "covisit": CovisitModel,
+}
+
+
+def make_model(name: str) -> CandidateModel:
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; valid models are {sorted(MODELS)}") from None
+    return factory()

@@ -1,0 +1,52 @@
+"""Shared fixtures: a seeded dataset with a known answer, and the real-data location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.contract import Dataset
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+N_AISLES, AISLE = 20, 10
+
+
+def make_aisles(seed: int = 0, n_users: int = 600) -> Dataset:
+    """Items form 20 aisles of 10; each shopper walks one aisle in order from a random start.
+
+    The next item is fully determined by the last one while popularity is nearly flat, so any
+    model that learns from sequences must beat popularity by a wide margin.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        aisle = rng.integers(N_AISLES)
+        start = rng.integers(0, AISLE - 5)
+        length = rng.integers(4, AISLE - start + 1)
+        for step in range(length):
+            item = aisle * AISLE + start + step
+            rows.append((f"u{u}", f"i{item}", step, "view"))
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "ts", "event"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_AISLES * AISLE)]})
+    items["title"] = "item " + items["item_id"]
+    return Dataset(inter, items, {"name": "aisles"}).validate()
+
+
+@pytest.fixture(scope="session")
+def aisles() -> Dataset:
+    return make_aisles()
+
+
+@pytest.fixture(scope="session")
+def aisles_dir(aisles: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return aisles.save(tmp_path_factory.mktemp("aisles") / "ds")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
