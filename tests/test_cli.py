@@ -15,7 +15,15 @@ runner = CliRunner()
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["data"], ["evaluate"], ["demo"], ["data", "synth"], ["data", "import"], ["data", "stats"]],
+    [
+        [],
+        ["data"],
+        ["evaluate"],
+        ["demo"],
+        ["data", "synth"],
+        ["data", "import"],
+        ["data", "stats"],
+    ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
     result = runner.invoke(app, [*args, "--help"])
@@ -24,12 +32,21 @@ def test_every_command_has_help(args: list[str]) -> None:
 
 
 def test_evaluate_prints_one_json_document(aisles_dir: Path) -> None:
-    result = runner.invoke(app, ["evaluate", "--data", str(aisles_dir), "--model", "covisit",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["evaluate", "--data", str(aisles_dir), "--model", "covisit", "--json"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    for key in ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20", "mrr@20", "users",
-                "seconds"):
+    for key in (
+        "recall@10",
+        "ndcg@10",
+        "mrr@10",
+        "recall@20",
+        "ndcg@20",
+        "mrr@20",
+        "users",
+        "seconds",
+    ):
         assert key in doc
     assert doc["model"] == "covisit" and doc["users"] == 600
     assert 0.0 <= doc["ndcg@10"] <= 1.0

@@ -69,8 +69,9 @@ def metrics_table(rows: list[dict[str, Any]], title: str) -> None:
 def evaluate(
     data: Annotated[Path, typer.Option(help="Dataset directory (canonical form).")],
     model: Annotated[
-        list[str], typer.Option(help="Model name; repeat the option for several.")
-    ] = ["popular"],  # noqa: B006 - typer reads the default, it is never mutated
+        list[str] | None,
+        typer.Option(help="Model name; repeat the option for several. Default: popular."),
+    ] = None,
     split: Annotated[str, typer.Option(help="Which held-out target: test or valid.")] = "test",
     ties: Annotated[
         str,
@@ -89,7 +90,8 @@ def evaluate(
 
         if split not in ("test", "valid"):
             raise ValueError(f"unknown split {split!r}; valid splits are ['test', 'valid']")
-        models = [make_model(name) for name in model]  # fail on a bad name before loading
+        # Resolve names first so a typo fails before a large dataset is loaded.
+        models = [make_model(name) for name in (model or ["popular"])]
         ds = load_dataset(data)
         results = [
             evaluate_model(ds, m, which=split, progress=not as_json, ties=ties)  # type: ignore[arg-type]
@@ -103,9 +105,9 @@ def evaluate(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo writes its dataset and results.")] = Path(
-        "var/demo"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Where the demo writes its dataset and results.")
+    ] = Path("var/demo"),
     users: Annotated[int, typer.Option(min=10, help="Synthetic shop users.")] = 20_000,
     items: Annotated[int, typer.Option(min=20, help="Synthetic shop items.")] = 4_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

@@ -41,9 +41,18 @@ def import_(
         str | None, typer.Option(help="csv: timestamp column (ints or dates); else row order.")
     ] = None,
     event_col: Annotated[str | None, typer.Option(help="csv: event type column.")] = None,
-    event: Annotated[str, typer.Option(help="csv: event for every row without event_col.")] = (
-        "purchase"
-    ),
+    event: Annotated[
+        str | None,
+        typer.Option(
+            help="csv: one event for every row (default: the event column, else purchase)."
+        ),
+    ] = None,
+    event_map: Annotated[
+        str | None, typer.Option(help="csv: rename source events, e.g. 'buy=purchase,pv=view'.")
+    ] = None,
+    sep: Annotated[
+        str | None, typer.Option(help="csv: field separator (default by extension).")
+    ] = None,
     value_col: Annotated[str | None, typer.Option(help="csv: numeric value column.")] = None,
     query_col: Annotated[str | None, typer.Option(help="csv: search query column.")] = None,
     session_col: Annotated[str | None, typer.Option(help="csv: session id column.")] = None,
@@ -73,6 +82,8 @@ def import_(
                 "ts_col": ts_col,
                 "event_col": event_col,
                 "event": event,
+                "event_map": event_map,
+                "sep": sep,
                 "value_col": value_col,
                 "query_col": query_col,
                 "session_col": session_col,

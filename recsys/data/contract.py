@@ -75,12 +75,12 @@ class Dataset:
         inter = self.interactions
         out = {
             "users": int(inter["user_id"].nunique()),
-            "items": int(len(self.items)),
+            "items": len(self.items),
             "items_with_interactions": int(inter["item_id"].nunique()),
-            "interactions": int(len(inter)),
+            "interactions": len(inter),
         }
         if self.queries is not None:
-            out["queries"] = int(len(self.queries))
+            out["queries"] = len(self.queries)
         return out
 
     def validate(self) -> Dataset:
@@ -234,9 +234,7 @@ def _check_unique(frame: pd.DataFrame, file: str, column: str) -> None:
     dup = frame[column].duplicated()
     if dup.any():
         value = frame.loc[dup, column].iloc[0]
-        raise DatasetError(
-            file, f"{int(dup.sum())} duplicated ids, e.g. {value!r}", column=column
-        )
+        raise DatasetError(file, f"{int(dup.sum())} duplicated ids, e.g. {value!r}", column=column)
 
 
 def _check_refs(frame: pd.DataFrame, file: str, column: str, known: pd.Series) -> None:

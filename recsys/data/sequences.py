@@ -71,9 +71,7 @@ class Sequences:
 
     def _take(self, mask: np.ndarray, new_lengths: np.ndarray) -> Sequences:
         indptr = np.r_[0, np.cumsum(new_lengths)].astype(np.int64)
-        return Sequences(
-            indptr, self.items[mask], self.ts[mask], self.strength[mask], self.n_items
-        )
+        return Sequences(indptr, self.items[mask], self.ts[mask], self.strength[mask], self.n_items)
 
 
 def _position_in_row(indptr: np.ndarray) -> np.ndarray:

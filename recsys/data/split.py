@@ -71,4 +71,3 @@ def leave_one_out(data: EncodedDataset) -> LeaveOneOut:
         valid=EvalSet(valid_users, valid_hist, valid_targets.astype(np.int64)),
         test=EvalSet(test_users, test_hist, test_targets.astype(np.int64)),
     )
-

@@ -18,6 +18,7 @@ from recsys.data.sequences import Sequences, encode
 from recsys.data.split import leave_one_out
 from recsys.evaluation.protocol import evaluate_fitted
 
+
 @pytest.fixture(scope="module")
 def split(aisles: Dataset):
     return leave_one_out(encode(aisles))
@@ -70,8 +71,13 @@ def test_learned_models_beat_popularity(name: str, split, popular_ndcg: float) -
 def test_popular_ranks_the_most_frequent_item_first(split) -> None:
     model = make_model("popular").fit(TrainingData(split.train))
     counts = np.bincount(split.train.items, minlength=split.data.n_items)
-    empty = Sequences(np.zeros(2, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64),
-                      np.zeros(0, np.int8), split.data.n_items)
+    empty = Sequences(
+        np.zeros(2, np.int64),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int8),
+        split.data.n_items,
+    )
     ids, _ = model.recommend(empty, 3)
     assert counts[ids[0, 0]] == counts.max()
     assert counts[ids[0, 0]] >= counts[ids[0, 1]] >= counts[ids[0, 2]]
