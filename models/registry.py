@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from models.als import ALSModel
 from models.base import CandidateModel
 from models.covisit import CovisitModel
 from models.popular import PopularModel
@@ -11,6 +12,7 @@ from models.popular import PopularModel
 MODELS: dict[str, Callable[[], CandidateModel]] = {
     "popular": PopularModel,
     "covisit": CovisitModel,
+    "als": ALSModel,
 }
 
 

@@ -61,11 +61,18 @@ def test_verbs_and_shapes(name: str, split) -> None:
         model.recommend(hist, 0)
 
 
+# Finding the shopper's aisle alone gives NDCG@10 around 0.4 (the unseen aisle items in random
+# order); only a model that uses the order of the sequence can rank the very next item first.
+SEQUENCE_AWARE = {"covisit", "sasrec"}
+
+
 @pytest.mark.parametrize("name", sorted(set(MODELS) - {"popular"}))
 def test_learned_models_beat_popularity(name: str, split, popular_ndcg: float) -> None:
     model = make_model(name).fit(TrainingData(split.train))
     ndcg = evaluate_fitted(model, split, "test")["ndcg@10"]
-    assert ndcg > 3 * popular_ndcg and ndcg > 0.5, (ndcg, popular_ndcg)
+    assert ndcg > 3 * popular_ndcg and ndcg > 0.3, (ndcg, popular_ndcg)
+    if name in SEQUENCE_AWARE:
+        assert ndcg > 0.5, ndcg
 
 
 def test_popular_ranks_the_most_frequent_item_first(split) -> None:
