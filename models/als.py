@@ -68,16 +68,16 @@ class ALSModel(CandidateModel):
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
-        als = AlternatingLeastSquares(
-            factors=cfg.factors,
-            regularization=cfg.regularization,
-            alpha=cfg.alpha,
-            iterations=cfg.iterations,
-            random_state=cfg.seed,
-            num_threads=cfg.threads,
-        )
         # implicit warns (and slows down) when BLAS runs its own threads inside ALS's.
         with threadpool_limits(1, "blas"):
+            als = AlternatingLeastSquares(
+                factors=cfg.factors,
+                regularization=cfg.regularization,
+                alpha=cfg.alpha,
+                iterations=cfg.iterations,
+                random_state=cfg.seed,
+                num_threads=cfg.threads,
+            )
             als.fit(self._user_items(data.sequences), show_progress=False)
         self._als = als
         self.item_factors_ = np.asarray(als.item_factors, dtype=np.float32)

@@ -207,10 +207,13 @@ def _coerce(col: pd.Series, kind: Kind, file: str, column: str) -> pd.Series:
     if kind == "str":
         if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
             raise DatasetError(file, f"expected strings, got dtype {col.dtype}", column=column)
-        values = col[~nulls]
-        non_str = ~values.map(lambda v: isinstance(v, str))
-        if non_str.any():
-            bad = values[non_str].iloc[0]
+        # infer_dtype scans in C; the per-value check only runs to name the first offender.
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in (
+            "string",
+            "empty",
+        ):
+            values = col[~nulls]
+            bad = values[~values.map(lambda v: isinstance(v, str))].iloc[0]
             raise DatasetError(
                 file,
                 f"expected strings, found {type(bad).__name__} value {bad!r}",
