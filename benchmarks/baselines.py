@@ -37,7 +37,7 @@ REFERENCE = {
     ("amazon-beauty", "EASE (DESIGN.md)"): {"ndcg@10": 0.0356, "recall@10": 0.0670},
     ("amazon-beauty", "LlamaRec (published)"): {"ndcg@10": 0.0554, "recall@10": 0.0971},
 }
-MODELS = ("popular", "covisit")
+MODELS = ("popular", "covisit", "als")
 
 
 def datasets(args: argparse.Namespace, work: Path) -> dict[str, Dataset]:

@@ -8,10 +8,12 @@ from models.als import ALSModel
 from models.base import CandidateModel
 from models.covisit import CovisitModel
 from models.popular import PopularModel
+from models.sasrec import SASRecModel
 
 MODELS: dict[str, Callable[[], CandidateModel]] = {
     "popular": PopularModel,
     "covisit": CovisitModel,
+    "sasrec": SASRecModel,
     "als": ALSModel,
 }
 
