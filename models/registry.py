@@ -8,12 +8,12 @@ from models.als import ALSModel
 from models.base import CandidateModel
 from models.covisit import CovisitModel
 from models.popular import PopularModel
-from models.sasrec import SASRecModel
+from models.sasrec import SASRecConfig, SASRecModel
 
 MODELS: dict[str, Callable[[], CandidateModel]] = {
     "popular": PopularModel,
     "covisit": CovisitModel,
-    "sasrec": SASRecModel,
+    "sasrec": lambda: SASRecModel(SASRecConfig(threads=1)),
     "als": ALSModel,
 }
 
