@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -100,3 +100,16 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
         top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
     return ids, top_scores.astype(np.float32)
+
+
+@runtime_checkable
+class VectorModel(Protocol):
+    """A model whose score is an inner product, so a vector index can serve its retrieval."""
+
+    def query_vectors(self, histories: Sequences) -> np.ndarray:
+        """(B, D) float32, one query per history."""
+        ...
+
+    def item_vectors(self) -> np.ndarray:
+        """(I, D) float32; ``score = query_vectors(h) @ item_vectors().T``."""
+        ...

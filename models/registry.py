@@ -9,12 +9,14 @@ from models.base import CandidateModel
 from models.covisit import CovisitModel
 from models.popular import PopularModel
 from models.sasrec import SASRecConfig, SASRecModel
+from models.text import TextConfig, TextModel
 
 MODELS: dict[str, Callable[[], CandidateModel]] = {
     "popular": PopularModel,
     "covisit": CovisitModel,
     "sasrec": lambda: SASRecModel(SASRecConfig(threads=1)),
     "als": ALSModel,
+    "text": lambda: TextModel(TextConfig(threads=1)),
 }
 
 

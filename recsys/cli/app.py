@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -81,10 +81,17 @@ def evaluate(
             "(lower item index first, as a stable sort; how most published numbers were made)."
         ),
     ] = "expected",
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(help="A bundle from `recsys train`: evaluate its sources and the merge."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Leave-one-out, full-ranking evaluation of candidate models on a dataset."""
+    """Leave-one-out, full-ranking evaluation of candidate models or of a trained bundle."""
     with user_errors():
+        if artifacts is not None:
+            _evaluate_bundle(data, artifacts, model, split, as_json)
+            return
         from models.registry import make_model
         from recsys.data.contract import load_dataset
         from recsys.evaluation.protocol import evaluate_model
@@ -102,6 +109,31 @@ def evaluate(
             print_json(results[0] if len(results) == 1 else {"results": results})
         else:
             metrics_table(results, f"{ds.name} ({split}, {results[0]['users']} users)")
+
+
+def _evaluate_bundle(
+    data: Path, artifacts: Path, model: list[str] | None, split: str, as_json: bool
+) -> None:
+    from recsys.artifacts import load_bundle
+    from recsys.data.contract import load_dataset
+    from recsys.evaluation.retrieval import evaluate_bundle
+
+    if model:
+        raise ValueError("--model and --artifacts exclude each other: a bundle names its sources")
+    if split not in ("test", "valid"):
+        raise ValueError(f"unknown split {split!r}; valid splits are ['test', 'valid']")
+    which: Literal["test", "valid"] = "test" if split == "test" else "valid"
+    result = evaluate_bundle(
+        load_dataset(data), load_bundle(artifacts), which, progress=not as_json
+    )
+    if as_json:
+        print_json(result)
+        return
+    rows = [
+        {"model": n, "users": result["users"], "seconds": 0.0, **m}
+        for n, m in [*result["sources"].items(), ("merged", result["merged"])]
+    ]
+    metrics_table(rows, f"{result['dataset']} ({split}), bundle {result['bundle']}")
 
 
 # The fast baselines; SASRec trains for minutes on a CPU and has its own benchmark.
@@ -148,6 +180,7 @@ def demo(
 
 
 def _register_groups() -> None:
+    from recsys.cli import train  # noqa: F401 - registers `recsys train`
     from recsys.cli.data import data_app
 
     app.add_typer(data_app, name="data")

@@ -4,6 +4,11 @@ The known answer is the `aisles` fixture (tests/conftest.py): the next item is d
 by the last one while popularity is nearly flat, so a model that learns anything from
 sequences must beat popularity by a wide margin; popularity must put its most frequent item
 first.
+
+Every model is fitted with the catalog (``TrainingData(train, items)``), as the evaluation
+protocol and the artifact bundle fit them. The aisles titles ("item i42") carry no aisle, so
+the learning check does not apply to models that learn from text (``uses_text``); those show
+that they learn in their own tests, on data whose text carries the answer (test_text.py).
 """
 
 from __future__ import annotations
@@ -25,14 +30,19 @@ def split(aisles: Dataset):
 
 
 @pytest.fixture(scope="module")
-def popular_ndcg(split) -> float:
-    model = make_model("popular").fit(TrainingData(split.train))
+def data(split, aisles: Dataset) -> TrainingData:
+    return TrainingData(split.train, aisles.items)
+
+
+@pytest.fixture(scope="module")
+def popular_ndcg(data: TrainingData, split) -> float:
+    model = make_model("popular").fit(data)
     return float(evaluate_fitted(model, split, "test")["ndcg@10"])
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_verbs_and_shapes(name: str, split) -> None:
-    model: CandidateModel = make_model(name).fit(TrainingData(split.train))
+def test_verbs_and_shapes(name: str, split, data: TrainingData) -> None:
+    model: CandidateModel = make_model(name).fit(data)
     hist = split.test.history.select(np.arange(8))
     scores = model.score(hist)
     assert scores.shape == (8, split.data.n_items)
@@ -55,7 +65,7 @@ def test_verbs_and_shapes(name: str, split) -> None:
     assert sim_ids.shape == (2, 5)
     assert 0 not in sim_ids[0] and 57 not in sim_ids[1]
 
-    again = make_model(name).fit(TrainingData(split.train))
+    again = make_model(name).fit(data)
     np.testing.assert_array_equal(again.score(hist), scores)  # seeded and deterministic
     with pytest.raises(ValueError, match="positive"):
         model.recommend(hist, 0)
@@ -67,16 +77,21 @@ SEQUENCE_AWARE = {"covisit", "sasrec"}
 
 
 @pytest.mark.parametrize("name", sorted(set(MODELS) - {"popular"}))
-def test_learned_models_beat_popularity(name: str, split, popular_ndcg: float) -> None:
-    model = make_model(name).fit(TrainingData(split.train))
+def test_learned_models_beat_popularity(
+    name: str, split, data: TrainingData, popular_ndcg: float
+) -> None:
+    model = make_model(name)
+    if getattr(model, "uses_text", False):
+        pytest.skip(f"{name} learns from text; the aisles titles carry no aisle (test_{name}.py)")
+    model.fit(data)
     ndcg = evaluate_fitted(model, split, "test")["ndcg@10"]
     assert ndcg > 3 * popular_ndcg and ndcg > 0.3, (ndcg, popular_ndcg)
     if name in SEQUENCE_AWARE:
         assert ndcg > 0.5, ndcg
 
 
-def test_popular_ranks_the_most_frequent_item_first(split) -> None:
-    model = make_model("popular").fit(TrainingData(split.train))
+def test_popular_ranks_the_most_frequent_item_first(split, data: TrainingData) -> None:
+    model = make_model("popular").fit(data)
     counts = np.bincount(split.train.items, minlength=split.data.n_items)
     empty = Sequences(
         np.zeros(2, np.int64),

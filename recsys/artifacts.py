@@ -1,0 +1,262 @@
+"""The versioned artifact bundle: train every source, index it, write it with a manifest.
+
+A bundle directory holds ``manifest.json`` (version, dataset fingerprint, config, package
+versions, metrics, and a sha256 per file), ``models/<source>.pkl``, ``indexes/<source>.faiss``
+for vector sources, ``items.parquet`` / ``users.parquet`` (the id maps) and ``sequences.npz``
+(every user's history, for serving). Loading checks every file against the manifest, so a
+truncated or swapped file is refused by name instead of serving garbage.
+
+Model files are pickles: load bundles you built or trust, as with any pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models.base import TrainingData, VectorModel
+from models.registry import make_model
+from recsys.data.contract import Dataset
+from recsys.data.sequences import EncodedDataset, Sequences, encode
+from recsys.data.split import leave_one_out
+from recsys.evaluation.protocol import evaluate_fitted
+from recsys.retrieval.retriever import RetrievalConfig, Retriever
+from recsys.retrieval.sources import CandidateSource
+
+BUNDLE_FORMAT = 1
+HISTORY_FREE = {"popular"}  # sources that answer without a history: the cold-start path
+MIN_TEXT_COVERAGE = 0.05  # below this share of items with real text, a text source is noise
+
+
+class BundleError(ValueError):
+    """An artifact bundle is missing, corrupt, or does not match what it is used with."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    sources: tuple[str, ...] = ("popular", "covisit", "als", "sasrec", "text")
+    seed: int = 0
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    retriever: Retriever
+    item_ids: np.ndarray  # (I,) str
+    user_ids: np.ndarray  # (U,) str
+    sequences: Sequences  # every user's full history at training time
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    def user_index(self) -> dict[str, int]:
+        return {str(u): i for i, u in enumerate(self.user_ids)}
+
+
+def dataset_fingerprint(ds: Dataset) -> str:
+    """sha256 over the interactions and catalog ids: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    cols = [c for c in ("user_id", "item_id", "ts", "event") if c in ds.interactions]
+    for frame in (ds.interactions[cols], ds.items[["item_id"]]):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("recsys-engine", "numpy", "pandas", "torch", "implicit", "faiss-cpu", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _make_index(vectors: np.ndarray) -> Any:
+    from models.index import IndexConfig, VectorIndex
+
+    return VectorIndex(IndexConfig()).build(np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def fit_sources(
+    ds: Dataset, enc: EncodedDataset, config: TrainConfig, progress: bool = False
+) -> tuple[list[CandidateSource], dict[str, Any]]:
+    """Fit every configured source on the training split; early stopping uses validation."""
+    split = leave_one_out(enc)
+    data = TrainingData(split.train, ds.items)
+    sources: list[CandidateSource] = []
+    report: dict[str, Any] = {}
+    for name in tqdm(config.sources, desc="train sources", disable=not progress, unit="src"):
+        if name == "text" and _text_coverage(ds) < MIN_TEXT_COVERAGE:
+            report["skipped"] = {"text": "the catalog has no item text (placeholder titles only)"}
+            continue
+        model = make_model(name)
+        if hasattr(model, "config") and hasattr(model.config, "seed"):
+            model.config = replace(model.config, seed=config.seed)
+        started = time.perf_counter()
+        if name == "sasrec":
+            model.fit(data, valid=split.valid)  # type: ignore[call-arg]
+        else:
+            model.fit(data)
+        fit_seconds = time.perf_counter() - started
+        index = None
+        if isinstance(model, VectorModel):
+            index = _make_index(model.item_vectors())
+        source = CandidateSource(name, model, index, needs_history=name not in HISTORY_FREE)
+        valid = evaluate_fitted(model, split, "valid")
+        report[name] = {
+            "fit_seconds": round(fit_seconds, 3),
+            "config": model.config_dict(),
+            "valid": {k: v for k, v in valid.items() if k != "users"},
+        }
+        sources.append(source)
+    return sources, report
+
+
+def _text_coverage(ds: Dataset) -> float:
+    from models.text import item_texts
+
+    _, real = item_texts(ds.items, max_chars=64)
+    return float(real.mean()) if len(real) else 0.0
+
+
+def train_bundle(
+    ds: Dataset, out: str | Path, config: TrainConfig | None = None, progress: bool = False
+) -> Path:
+    config = config or TrainConfig()
+    unknown = [s for s in config.sources if s not in _known_sources()]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown}; valid sources are {_known_sources()}")
+    if not any(s in HISTORY_FREE for s in config.sources):
+        raise ValueError(f"sources {list(config.sources)} need a cold-start source: add 'popular'")
+    np.random.seed(config.seed)
+    started = time.perf_counter()
+    enc = encode(ds)
+    sources, report = fit_sources(ds, enc, config, progress)
+    if not config.retrieval.fusion_weights:
+        fusion = tuple((s.name, float(report[s.name]["valid"]["ndcg@10"])) for s in sources)
+        config = replace(config, retrieval=replace(config.retrieval, fusion_weights=fusion))
+    path = Path(out)
+    (path / "models").mkdir(parents=True, exist_ok=True)
+    (path / "indexes").mkdir(exist_ok=True)
+    files: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        model_file = f"models/{source.name}.pkl"
+        with (path / model_file).open("wb") as fh:
+            pickle.dump(source.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        entry: dict[str, Any] = {"model": model_file, "needs_history": source.needs_history}
+        if source.index is not None:
+            entry["index"] = f"indexes/{source.name}.faiss"
+            source.index.save(path / entry["index"])
+        files[source.name] = entry
+    pd.DataFrame({"item_id": enc.item_ids}).to_parquet(path / "items.parquet", index=False)
+    pd.DataFrame({"user_id": enc.user_ids}).to_parquet(path / "users.parquet", index=False)
+    seqs = enc.sequences
+    np.savez(
+        path / "sequences.npz",
+        indptr=seqs.indptr,
+        items=seqs.items,
+        ts=seqs.ts,
+        strength=seqs.strength,
+        n_items=np.array(seqs.n_items),
+    )
+    fingerprint = dataset_fingerprint(ds)
+    config_doc = asdict(config)
+    config_hash = hashlib.sha256(json.dumps(config_doc, sort_keys=True).encode()).hexdigest()
+    checksums = {
+        str(p.relative_to(path)): _sha256(p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": f"{ds.name}-{fingerprint[:8]}-{config_hash[:8]}-seed{config.seed}",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": {"name": ds.name, "fingerprint": fingerprint, "counts": ds.counts()},
+        "config": config_doc,
+        "sources": {name: {**files[name], **report[name]} for name in files},
+        "skipped_sources": report.get("skipped", {}),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "versions": package_versions(),
+        "checksums": checksums,
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return path
+
+
+def _known_sources() -> list[str]:
+    from models.registry import MODELS
+
+    return sorted(MODELS)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    root = Path(path)
+    manifest_file = root / "manifest.json"
+    if not manifest_file.is_file():
+        raise BundleError(f"{manifest_file}: missing; is {root} an artifact bundle (recsys train)?")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_file}: not valid JSON ({exc})") from exc
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(
+            f"{manifest_file}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}"
+        )
+    for rel, expected in manifest.get("checksums", {}).items():
+        file = root / rel
+        if not file.is_file():
+            raise BundleError(f"{file}: listed in the manifest but missing")
+        if _sha256(file) != expected:
+            raise BundleError(f"{file}: checksum differs from the manifest (corrupt or replaced)")
+    sources: list[CandidateSource] = []
+    for name, entry in manifest["sources"].items():
+        with (root / entry["model"]).open("rb") as fh:
+            model = pickle.load(fh)  # bundles are built by `recsys train`; see module doc
+        index = None
+        if "index" in entry:
+            from models.index import VectorIndex
+
+            index = VectorIndex.load(root / entry["index"])
+        sources.append(CandidateSource(name, model, index, needs_history=entry["needs_history"]))
+    retrieval = RetrievalConfig(**_retrieval_args(manifest["config"]["retrieval"]))
+    seq = np.load(root / "sequences.npz")
+    sequences = Sequences(
+        seq["indptr"], seq["items"], seq["ts"], seq["strength"], int(seq["n_items"])
+    )
+    return Bundle(
+        path=root,
+        manifest=manifest,
+        retriever=Retriever(sources, retrieval),
+        item_ids=pd.read_parquet(root / "items.parquet")["item_id"].to_numpy(dtype=object),
+        user_ids=pd.read_parquet(root / "users.parquet")["user_id"].to_numpy(dtype=object),
+        sequences=sequences,
+    )
+
+
+def _retrieval_args(doc: dict[str, Any]) -> dict[str, Any]:
+    pairs = ("quotas", "fusion_weights")
+    return {**doc, **{key: tuple(tuple(q) for q in doc.get(key, ())) for key in pairs}}

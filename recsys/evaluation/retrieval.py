@@ -1,0 +1,96 @@
+"""Evaluate a trained bundle: every source alone, and the merged candidate list.
+
+Each source gets the full-ranking metrics of the protocol (its dense scores over the whole
+catalog) plus candidate recall@N of its own top list as served (through its vector index where
+it has one). The merged list gets the same metrics read off its RRF order (a target outside the
+list counts as a miss) and its candidate recall@N, which bounds what any ranker on top can do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recsys.artifacts import Bundle, BundleError, dataset_fingerprint
+from recsys.data.contract import Dataset
+from recsys.data.sequences import encode
+from recsys.data.split import SplitName, leave_one_out
+from recsys.evaluation.metrics import candidate_recall, metrics_from_ranks
+from recsys.evaluation.protocol import DEFAULT_KS, evaluate_fitted
+
+DEFAULT_NS = (100, 500)
+
+
+def list_metrics(
+    ids: np.ndarray, targets: np.ndarray, ks: Sequence[int], ns: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Per-user metrics of ranked lists (B, N): position of the target, or a miss."""
+    match = ids == targets[:, None]
+    found = match.any(axis=1)
+    position = np.where(found, match.argmax(axis=1), ids.shape[1] + max(ks))  # 0-based
+    out = metrics_from_ranks(position, np.zeros_like(position), ks)
+    out.update(candidate_recall(ids, targets, ns))
+    return out
+
+
+def evaluate_bundle(
+    ds: Dataset,
+    bundle: Bundle,
+    which: SplitName = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    ns: Sequence[int] = DEFAULT_NS,
+    batch: int = 1024,
+    progress: bool = False,
+) -> dict[str, Any]:
+    fingerprint = dataset_fingerprint(ds)
+    trained_on = bundle.manifest["dataset"]["fingerprint"]
+    if fingerprint != trained_on:
+        raise BundleError(
+            f"bundle {bundle.version} was trained on dataset "
+            f"{bundle.manifest['dataset']['name']!r} (fingerprint {trained_on[:12]}), "
+            f"not on {ds.name!r} (fingerprint {fingerprint[:12]})"
+        )
+    started = time.perf_counter()
+    split = leave_one_out(encode(ds))
+    eval_set = split.eval_set(which)
+    retriever = bundle.retriever
+    depth = max(ns)
+    results: dict[str, Any] = {"sources": {}, "merged": {}}
+    for source in retriever.sources:
+        full = evaluate_fitted(source.model, split, which, ks)
+        results["sources"][source.name] = {k: v for k, v in full.items() if k != "users"}
+
+    sums: dict[str, dict[str, float]] = {name: {} for name in [*retriever.names, "merged"]}
+    n_users = len(eval_set)
+    for start in tqdm(range(0, n_users, batch), desc="retrieve", disable=not progress):
+        rows = np.arange(start, min(start + batch, n_users))
+        history = eval_set.history.select(rows)
+        targets = eval_set.targets[rows]
+        lists, _ = retriever.source_lists(history, depth)
+        for name, lst in lists.items():
+            _accumulate(sums[name], candidate_recall(lst.ids, targets, ns))
+        merged, _ = retriever.retrieve(history)
+        _accumulate(sums["merged"], list_metrics(merged.ids, targets, ks, ns))
+    for name, total in sums.items():
+        target = results["merged"] if name == "merged" else results["sources"][name]
+        target.update({k: v / n_users for k, v in total.items()})
+    results.update(
+        {
+            "dataset": ds.name,
+            "bundle": bundle.version,
+            "split": which,
+            "users": n_users,
+            "candidates": retriever.config.total,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+    return results
+
+
+def _accumulate(into: dict[str, float], values: dict[str, np.ndarray]) -> None:
+    for key, arr in values.items():
+        into[key] = into.get(key, 0.0) + float(arr.sum())

@@ -1,0 +1,1 @@
+"""Candidate retrieval: sources, the quota merge, and the retrieval stage."""

@@ -1,0 +1,46 @@
+"""Candidate sources: a fitted model, and for vector models the index that serves it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.base import CandidateModel, VectorModel
+from recsys.data.sequences import Sequences
+from recsys.retrieval.merge import SourceLists
+
+
+@dataclass
+class CandidateSource:
+    """One retrieval source. ``needs_history`` sources say nothing for an empty history."""
+
+    name: str
+    model: CandidateModel
+    index: Any = None  # models.index.VectorIndex for vector models, else None
+    needs_history: bool = True
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_vector(self) -> bool:
+        return self.index is not None and isinstance(self.model, VectorModel)
+
+    def top(self, histories: Sequences, n: int) -> SourceLists:
+        """(B, n) best items per history, history excluded, -1 padded."""
+        batch = histories.n_users
+        ids = np.full((batch, n), -1, dtype=np.int64)
+        scores = np.full((batch, n), -np.inf, dtype=np.float32)
+        rows = np.arange(batch)
+        if self.needs_history:
+            rows = np.flatnonzero(histories.lengths > 0)
+        if len(rows) == 0:
+            return SourceLists(ids, scores)
+        part = histories if len(rows) == batch else histories.select(rows)
+        if self.is_vector:
+            queries = self.model.query_vectors(part)  # type: ignore[attr-defined]  # (b, D)
+            got_ids, got_scores = self.index.search_excluding(queries, n, exclude=part)
+        else:
+            got_ids, got_scores = self.model.recommend(part, n)
+        ids[rows], scores[rows] = got_ids, got_scores
+        return SourceLists(ids, scores)

@@ -1,0 +1,51 @@
+"""The quota merge: guarantees, de-duplication, provenance, fused order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.retrieval.merge import SourceLists, merge, quota_sizes
+
+
+def lists(*rows: list[int]) -> SourceLists:
+    ids = np.array(rows, dtype=np.int64)
+    scores = np.where(ids >= 0, -np.arange(ids.shape[1], dtype=np.float32), -np.inf)
+    return SourceLists(ids, scores.astype(np.float32))
+
+
+def test_quota_sizes_add_up() -> None:
+    assert quota_sizes({"a": 1, "b": 1, "c": 1}, 10) == {"a": 4, "b": 3, "c": 3}
+    assert sum(quota_sizes({"a": 0.3, "b": 0.7}, 7).values()) == 7
+    with pytest.raises(ValueError, match="non-negative"):
+        quota_sizes({"a": -1.0}, 5)
+    with pytest.raises(ValueError, match="all be zero"):
+        quota_sizes({"a": 0.0}, 5)
+
+
+def test_each_source_keeps_its_quota_and_items_are_unique() -> None:
+    # source a is "louder" (bigger weight) but b still gets its top 2 in
+    a = lists([1, 2, 3, 4, 5, 6])
+    b = lists([7, 8, 9, 1, 2, 3])
+    out = merge({"a": a, "b": b}, {"a": 2, "b": 1}, total=6, weights={"a": 10.0, "b": 0.1})
+    ids = out.ids[0].tolist()
+    assert len(set(ids)) == 6
+    assert {7, 8} <= set(ids), "b's quota of 2 is guaranteed"
+    assert ids[0] == 1, "found by both, first in a"
+    assert out.found_by(0, 0) == ["a", "b"]
+    slot = ids.index(7)
+    assert out.source_ranks[0, slot].tolist() == [0, 1]
+    assert np.isnan(out.source_scores[0, slot, 0]) and out.source_scores[0, slot, 1] == 0.0
+
+
+def test_short_lists_pad_and_cold_rows_stay_empty() -> None:
+    a = lists([1, 2, -1, -1], [-1, -1, -1, -1])
+    b = lists([2, 3, -1, -1], [-1, -1, -1, -1])
+    out = merge({"a": a, "b": b}, {"a": 1, "b": 1}, total=5)
+    assert out.ids[0].tolist()[:3] == [2, 1, 3] and out.ids[0, 3:].tolist() == [-1, -1]
+    assert (out.ids[1] == -1).all()
+
+
+def test_merge_rejects_missing_quota() -> None:
+    with pytest.raises(ValueError, match=r"no quota for source\(s\) \['b'\]"):
+        merge({"a": lists([1]), "b": lists([2])}, {"a": 1.0}, total=2)
