@@ -22,7 +22,10 @@ from recsys.data.sequences import Sequences
 @dataclass(frozen=True)
 class CovisitConfig:
     window: int = 5  # positions either side that count as co-visited
-    max_gap: int | None = None  # ts units; pairs further apart in time do not count
+    max_gap: int | None = None  # session window, ts units: pairs further apart do not count
+    # Pairs seen this many ts units before the latest training event count half as much, so
+    # the matrix follows drifting tastes and seasons. None = no decay.
+    time_half_life: float | None = None
     backward_weight: float = 0.5  # weight of "b came before a" relative to "a then b"
     recent: int = 5  # how many of the user's latest items are looked up
     recency_decay: float = 0.6  # weight of the k-th latest item is decay**k
@@ -50,6 +53,9 @@ class CovisitModel(CandidateModel):
                 same &= (seqs.ts[d:] - seqs.ts[:-d]) <= cfg.max_gap
             a, b = seqs.items[:-d][same], seqs.items[d:][same]
             w = np.full(len(a), 1.0 / d, dtype=np.float32)
+            if cfg.time_half_life is not None and len(seqs.ts):
+                age = (seqs.ts.max() - seqs.ts[d:][same]).astype(np.float64)
+                w *= np.power(0.5, age / cfg.time_half_life).astype(np.float32)
             rows += [a, b]
             cols += [b, a]
             vals += [w, w * cfg.backward_weight]
