@@ -5,6 +5,15 @@ than a view) and with its recency in the user's sequence. Users are never looked
 factors are folded in from the history given at request time (one weighted least-squares solve
 each), so a user's newest items count immediately and an unseen user with a short history gets
 a real answer.
+
+Training and fold-in weigh recency differently on purpose. Item factors should learn what is
+consumed together over a whole history, so training keeps old items at a floor; the request asks
+"what next", so the fold-in lets the last few items dominate and old ones fade to nothing.
+`implicit` takes a seen item's value as the *whole* weight of its positive (an unseen item
+weighs 1 as a negative), so a faded item with weight below 1 mostly drops out of the solve: it
+neither pulls the user towards it nor counts against it. On ML-100k (validation split, NDCG@10)
+the sharp fold-in and a much stronger regularization each lift 0.087 to about 0.10, and only
+together reach 0.133, past co-visitation's 0.109.
 """
 
 from __future__ import annotations
@@ -23,18 +32,49 @@ from recsys.data.sequences import Sequences
 @dataclass(frozen=True)
 class ALSConfig:
     factors: int = 128
-    regularization: float = 0.1
-    alpha: float = 10.0  # confidence = 1 + alpha * event weight * recency weight
+    # implicit's penalty is not scaled by the data, so it only means something next to alpha: on
+    # ML-100k regularization/alpha from 1 to 2 is a plateau, and above about 3 the factors
+    # shrink towards zero and quality collapses; the Amazon sets barely care.
+    regularization: float = 30.0
+    # a seen item's confidence is alpha * event weight * recency weight (an unseen item's is 1)
+    alpha: float = 20.0
     iterations: int = 15
     # weight of the strongest event per user-item, in EVENTS order: view, click, cart,
     # purchase, rating
     event_weights: tuple[float, ...] = (1.0, 1.5, 2.5, 4.0, 1.0)
-    # Recent items matter more for "what next": an item k steps from the end of the history
-    # weighs floor + (1 - floor) * 0.5 ** (k / half_life). None turns it off.
-    recency_half_life: float | None = 3.0
-    recency_floor: float = 0.2
+    # An item k steps from the end of the history weighs floor + (1 - floor) * 0.5 ** (k /
+    # half_life); None gives every item weight 1. Training keeps a floor so whole histories
+    # still shape the item factors ...
+    train_half_life: float | None = 3.0
+    train_floor: float = 0.2
+    # ... while the fold-in answers "what next" from the last few items only.
+    query_half_life: float | None = 2.0
+    query_floor: float = 0.0
     seed: int = 0
     threads: int = 0  # 0 = all cores
+
+    def __post_init__(self) -> None:
+        if len(self.event_weights) != len(EVENTS):
+            raise ValueError(
+                f"event_weights needs one weight per event {list(EVENTS)}, "
+                f"got {len(self.event_weights)}"
+            )
+        for name in ("train", "query"):
+            half_life = getattr(self, f"{name}_half_life")
+            floor = getattr(self, f"{name}_floor")
+            if half_life is not None and half_life <= 0:
+                raise ValueError(f"{name}_half_life must be positive or None, got {half_life}")
+            if not 0.0 <= floor <= 1.0:
+                raise ValueError(f"{name}_floor must lie in [0, 1], got {floor}")
+
+
+def recency_weights(seqs: Sequences, half_life: float | None, floor: float) -> np.ndarray:
+    """(N,) float32 weight per entry: 1 for each user's latest item, decaying towards ``floor``."""
+    if half_life is None:
+        return np.ones(len(seqs.items), dtype=np.float32)
+    from_end = np.repeat(seqs.indptr[1:], seqs.lengths) - 1 - np.arange(len(seqs.items))
+    decay = np.power(0.5, from_end / half_life)
+    return (floor + (1.0 - floor) * decay).astype(np.float32)
 
 
 class ALSModel(CandidateModel):
@@ -42,22 +82,18 @@ class ALSModel(CandidateModel):
 
     def __init__(self, config: ALSConfig | None = None) -> None:
         self.config = config or ALSConfig()
-        if len(self.config.event_weights) != len(EVENTS):
-            raise ValueError(
-                f"event_weights needs one weight per event {list(EVENTS)}, "
-                f"got {len(self.config.event_weights)}"
-            )
         self._als: object | None = None
         self.item_factors_: np.ndarray | None = None  # (I, F)
         self.n_items_: int | None = None
 
-    def _user_items(self, seqs: Sequences) -> sp.csr_matrix:
+    def user_items(self, seqs: Sequences, *, query: bool = False) -> sp.csr_matrix:
+        """(U, I) event times recency weights, before alpha; the fold-in's when ``query``."""
         cfg = self.config
-        weights = np.asarray(cfg.event_weights, dtype=np.float32)[seqs.strength]
-        if cfg.recency_half_life is not None:
-            from_end = np.repeat(seqs.indptr[1:], seqs.lengths) - 1 - np.arange(len(seqs.items))
-            decay = np.power(0.5, from_end / cfg.recency_half_life)
-            weights = weights * (cfg.recency_floor + (1.0 - cfg.recency_floor) * decay)
+        if query:
+            recency = recency_weights(seqs, cfg.query_half_life, cfg.query_floor)
+        else:
+            recency = recency_weights(seqs, cfg.train_half_life, cfg.train_floor)
+        weights = np.asarray(cfg.event_weights, dtype=np.float32)[seqs.strength] * recency
         return sp.csr_matrix(
             (weights.astype(np.float32), seqs.items, seqs.indptr),
             shape=(seqs.n_users, seqs.n_items),
@@ -78,7 +114,7 @@ class ALSModel(CandidateModel):
                 random_state=cfg.seed,
                 num_threads=cfg.threads,
             )
-            als.fit(self._user_items(data.sequences), show_progress=False)
+            als.fit(self.user_items(data.sequences), show_progress=False)
         self._als = als
         self.item_factors_ = np.asarray(als.item_factors, dtype=np.float32)
         self.n_items_ = data.n_items
@@ -88,7 +124,7 @@ class ALSModel(CandidateModel):
         """(B, F) user factors folded in from each history."""
         if self._als is None:
             raise RuntimeError("als is not fitted; call fit() first")
-        user_items = self._user_items(histories)
+        user_items = self.user_items(histories, query=True)
         users = np.arange(histories.n_users)
         factors = self._als.recalculate_user(users, user_items)  # type: ignore[attr-defined]
         return np.asarray(factors, dtype=np.float32).reshape(histories.n_users, -1)
