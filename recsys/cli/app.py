@@ -136,51 +136,8 @@ def _evaluate_bundle(
     metrics_table(rows, f"{result['dataset']} ({split}), bundle {result['bundle']}")
 
 
-# The fast baselines; SASRec trains for minutes on a CPU and has its own benchmark.
-DEMO_MODELS = ("popular", "covisit", "als")
-
-
-@app.command()
-def demo(
-    out: Annotated[
-        Path, typer.Option(help="Where the demo writes its dataset and results.")
-    ] = Path("var/demo"),
-    users: Annotated[int, typer.Option(min=10, help="Synthetic shop users.")] = 20_000,
-    items: Annotated[int, typer.Option(min=20, help="Synthetic shop items.")] = 4_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-) -> None:
-    """The main job on the embedded default: build the synthetic shop, evaluate the baselines."""
-    with user_errors():
-        from rich.console import Console
-
-        from models.registry import make_model
-        from recsys.data.contract import load_dataset
-        from recsys.data.stats import dataset_stats
-        from recsys.data.synth import generate
-        from recsys.evaluation.protocol import evaluate_model
-
-        console = Console()
-        data_dir = out / "synthetic-shop"
-        wanted = {"seed": seed, "users": users, "items": items}
-        meta_file = data_dir / "meta.json"
-        existing = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        if all(existing.get(k) == v for k, v in wanted.items()):
-            console.print(f"[green]reusing[/] {data_dir}")
-            ds = load_dataset(data_dir)
-        else:
-            console.print(f"generating the synthetic shop: {users} users, {items} items")
-            generate(users=users, items=items, seed=seed, progress=True).save(data_dir)
-            ds = load_dataset(data_dir)
-        stats = dataset_stats(ds)
-        console.print({k: stats[k] for k in ("counts", "sparsity") if k in stats})
-        results = [evaluate_model(ds, make_model(name), progress=True) for name in DEMO_MODELS]
-        metrics_table(results, f"{ds.name}: leave-one-out test, full ranking")
-        (out / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable))
-        console.print(f"results written to {out / 'results.json'}")
-
-
 def _register_groups() -> None:
-    from recsys.cli import train  # noqa: F401 - registers `recsys train`
+    from recsys.cli import demo, train  # noqa: F401 - they register their commands
     from recsys.cli.data import data_app
 
     app.add_typer(data_app, name="data")
