@@ -53,6 +53,10 @@ class SASRecConfig:
     # Long sequences train on every max_len window, not only the latest one (as the paper
     # does): ML-100k's median user has 65 items, and the older ones are still signal.
     all_windows: bool = True
+    # The softmax leaves out the items each target's user already had: the ranking protocol
+    # never asks for them, and pushing them down fights the similarity that predicts the next
+    # new item (a user's seen items are the ones most like their next one).
+    mask_seen: bool = True
     # Without an explicit validation set, the share of users whose last training item is held
     # out for early stopping.
     holdout_users: float = 0.1
@@ -102,12 +106,12 @@ class SASRecModel(CandidateModel):
             self.net_ = net
             optimizer = _adamw(net, cfg)
             loss_fn = FullSoftmaxLoss()
-            starts, ends = training_windows(seqs, cfg.max_len, cfg.all_windows)
+            windows = training_windows(seqs, cfg.max_len, cfg.all_windows)
             best, best_state, since_best = -1.0, _snapshot(net), 0
             bar = tqdm(range(1, cfg.epochs + 1), desc="sasrec", disable=not self.progress)
             for epoch in bar:
                 tick = time.perf_counter()
-                loss = self._train_epoch(optimizer, loss_fn, seqs.items, starts, ends, rng)
+                loss = self._train_epoch(optimizer, loss_fn, seqs.items, windows, rng)
                 ndcg = self.validation_ndcg(valid) if len(valid) else float("nan")
                 self.history_.append(
                     {
@@ -137,8 +141,7 @@ class SASRecModel(CandidateModel):
         optimizer: torch.optim.Optimizer,
         loss_fn: FullSoftmaxLoss,
         items: np.ndarray,
-        starts: np.ndarray,
-        ends: np.ndarray,
+        windows: tuple[np.ndarray, np.ndarray, np.ndarray],
         rng: np.random.Generator,
     ) -> float:
         """One pass over the shuffled windows; the mean cross-entropy per predicted item."""
@@ -146,15 +149,20 @@ class SASRecModel(CandidateModel):
         net.train()
         pad = net.pad
         total, count = 0.0, 0
+        starts, ends, firsts = windows
         for batch in bucketed_batches(ends - starts, self.config.batch_size, rng):
             s, e = starts[batch], ends[batch]
             width = int((e - s).max()) - 1
             inputs = torch.from_numpy(right_aligned(items, s, e - 1, width, pad))  # (B, W)
             targets = torch.from_numpy(right_aligned(items, s + 1, e, width, pad))  # (B, W)
+            exclude = None
+            if self.config.mask_seen:
+                rows, positions = seen_before(firsts[batch], s, e)
+                exclude = (torch.from_numpy(rows), torch.from_numpy(items[positions]).long())
             hidden = net(inputs)  # (B, W, D)
             keep = targets != pad  # (B, W)
             # Logits only where there is a target: padding would cost a full-catalog row each.
-            loss = loss_fn(hidden[keep], net.item_weights(), targets[keep])  # over (N, I)
+            loss = loss_fn(hidden[keep], net.item_weights(), targets[keep], exclude)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -260,11 +268,12 @@ def hold_out_last(
 
 def training_windows(
     seqs: Sequences, max_len: int, all_windows: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) into ``seqs.items`` of windows of 2..max_len+1 items, latest first.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, firsts) into ``seqs.items``: windows of 2..max_len+1 items, latest first.
 
     A window's items but the last are inputs and its items but the first are targets;
     consecutive windows share one item, so each transition is predicted exactly once.
+    ``firsts`` is where the window's user begins, for :func:`seen_before`.
     """
     lengths = seqs.lengths
     users = np.flatnonzero(lengths >= 2)
@@ -273,8 +282,31 @@ def training_windows(
     user = np.repeat(users, per_user)
     k = np.arange(per_user.sum()) - np.repeat(np.cumsum(per_user) - per_user, per_user)
     ends = seqs.indptr[user + 1] - k * max_len
-    starts = np.maximum(seqs.indptr[user], ends - max_len - 1)
-    return starts.astype(np.int64), ends.astype(np.int64)
+    firsts = seqs.indptr[user].astype(np.int64)
+    starts = np.maximum(firsts, ends - max_len - 1)
+    return starts.astype(np.int64), ends.astype(np.int64), firsts
+
+
+def seen_before(
+    firsts: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(target row, position in ``items``) of every item a target's user had before it.
+
+    Target rows number a batch's windows in order, each window's targets oldest first: the
+    order of ``hidden[targets != pad]`` for right-aligned windows. History reaches back past
+    the window to the user's first item, as the ranking protocol's exclusion does.
+    """
+    per_window = ends - starts - 1  # (B,) targets in each window
+    window = np.repeat(np.arange(len(starts)), per_window)  # (N,)
+    target_pos = np.repeat(starts + 1, per_window) + _ranks(per_window)  # (N,)
+    counts = target_pos - firsts[window]  # (N,) items seen before each target
+    rows = np.repeat(np.arange(len(window)), counts)
+    return rows, np.repeat(firsts[window], counts) + _ranks(counts)
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for every c in ``counts``, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def bucketed_batches(

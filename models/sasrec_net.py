@@ -133,10 +133,14 @@ class _FullSoftmaxCE(torch.autograd.Function):
         weight: torch.Tensor,  # (I, D)
         targets: torch.Tensor,  # (N,) int64
         buffer: torch.Tensor,  # (N, I), overwritten
+        exclude_rows: torch.Tensor | None,  # (E,) int64 row of each left-out logit
+        exclude_items: torch.Tensor | None,  # (E,) int64 its item
     ) -> torch.Tensor:
         probs = torch.mm(hidden, weight.t(), out=buffer)  # (N, I) logits for now
         rows = torch.arange(len(targets))
         target_logit = probs[rows, targets]  # (N,)
+        if exclude_rows is not None and exclude_items is not None:
+            probs.index_put_((exclude_rows, exclude_items), probs.new_tensor(-math.inf))
         top = probs.amax(1, keepdim=True)  # (N, 1): shifted so exp cannot overflow
         probs.sub_(top).exp_()
         total = probs.sum(1, keepdim=True)  # (N, 1)
@@ -146,12 +150,14 @@ class _FullSoftmaxCE(torch.autograd.Function):
         return (top + total.log()).squeeze(1).sub(target_logit).mean()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, None, None, None, None]:
         hidden, weight, targets = ctx.saved_tensors
         probs = ctx.probs  # (N, I)
         probs[torch.arange(len(targets)), targets] -= 1.0
         probs.mul_(grad / len(targets))  # d loss / d logits
-        return probs @ weight, probs.t() @ hidden, None, None
+        return probs @ weight, probs.t() @ hidden, None, None, None, None
 
 
 class FullSoftmaxLoss:
@@ -165,13 +171,22 @@ class FullSoftmaxLoss:
         self.buffer = torch.empty(0)
 
     def __call__(
-        self, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+        self,
+        hidden: torch.Tensor,  # (N, D)
+        weight: torch.Tensor,  # (I, D)
+        targets: torch.Tensor,  # (N,)
+        exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """Mean loss; ``exclude`` = (rows, items) of logits left out of each row's softmax.
+
+        A target must not be excluded from its own row.
+        """
         n, n_items = len(hidden), len(weight)
         if self.buffer.numel() < n * n_items or self.buffer.dtype != hidden.dtype:
             self.buffer = torch.empty(n * n_items, dtype=hidden.dtype)
         buffer = self.buffer[: n * n_items].view(n, n_items)
-        return _FullSoftmaxCE.apply(hidden, weight, targets, buffer)
+        rows, items = exclude if exclude is not None else (None, None)
+        return _FullSoftmaxCE.apply(hidden, weight, targets, buffer, rows, items)
 
 
 def right_aligned(

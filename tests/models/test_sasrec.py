@@ -16,6 +16,7 @@ from models.sasrec import (
     SASRecModel,
     bucketed_batches,
     hold_out_last,
+    seen_before,
     training_windows,
 )
 from models.sasrec_net import FullSoftmaxLoss, SASRecNet, right_aligned
@@ -113,8 +114,9 @@ def test_full_softmax_loss_matches_cross_entropy() -> None:
 
 def test_training_windows_predict_every_transition_once() -> None:
     seqs = seqs_of([[0, 1], [2], list(range(3, 15)), []], n_items=20)
-    starts, ends = training_windows(seqs, max_len=5, all_windows=True)
+    starts, ends, firsts = training_windows(seqs, max_len=5, all_windows=True)
     assert ((ends - starts >= 2) & (ends - starts <= 6)).all()
+    np.testing.assert_array_equal(firsts, seqs.indptr[[0, 2, 2, 2]])
     targets = np.concatenate([seqs.items[s + 1 : e] for s, e in zip(starts, ends, strict=True)])
     expected = np.r_[1, np.arange(4, 15)]
     np.testing.assert_array_equal(np.sort(targets), expected)
@@ -125,6 +127,32 @@ def test_training_windows_predict_every_transition_once() -> None:
     padded = right_aligned(seqs.items, starts, ends, width, pad=20)
     assert (padded[:, -1] == seqs.items[ends - 1]).all()
     assert ((padded == 20).sum(axis=1) == width - (ends - starts)).all()
+
+
+def test_seen_items_follow_the_order_of_the_targets() -> None:
+    # User 0 = items 0..9 at positions 0..9; windows [6, 10) and [2, 7) of that user.
+    firsts, starts, ends = np.array([0, 0]), np.array([6, 2]), np.array([10, 7])
+    rows, positions = seen_before(firsts, starts, ends)
+    targets = np.r_[7:10, 3:7]  # hidden[keep] order: window by window, oldest target first
+    for row, target in enumerate(targets):
+        np.testing.assert_array_equal(positions[rows == row], np.arange(target))
+
+
+def test_excluded_logits_leave_the_softmax() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([0, 1, 2])
+    rows, items = torch.tensor([0, 0, 2]), torch.tensor([3, 4, 5])
+    loss = FullSoftmaxLoss()(hidden, weight, targets, (rows, items))
+    logits = hidden @ weight.T
+    expected = F.cross_entropy(
+        logits.index_put((rows, items), torch.tensor(-torch.inf, dtype=torch.float64)), targets
+    )
+    torch.testing.assert_close(loss, expected)
+    (grad,) = torch.autograd.grad(loss, weight)
+    (expected_grad,) = torch.autograd.grad(expected, weight)
+    torch.testing.assert_close(grad, expected_grad)
 
 
 def test_bucketed_batches_cover_every_row_once() -> None:
