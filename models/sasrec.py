@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 
 from models.base import CandidateModel, TrainingData, mask_history
 from models.sasrec_net import FullSoftmaxLoss, SASRecNet, right_aligned
+from models.threads import torch_threads
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 from recsys.evaluation.metrics import metrics_from_ranks, target_ranks
@@ -90,7 +90,7 @@ class SASRecModel(CandidateModel):
         n_items = data.n_items
         self.n_items_ = n_items
         self.history_ = []
-        with _threads(cfg.threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
             # fork_rng keeps the seed from leaking into the caller's global torch RNG.
             torch.manual_seed(cfg.seed)
             net = SASRecNet(
@@ -202,7 +202,7 @@ class SASRecModel(CandidateModel):
         """(B, D) float32: the final hidden state at each history's latest item."""
         net = self._net()
         out = np.empty((histories.n_users, net.item_emb.embedding_dim), dtype=np.float32)
-        with _threads(self.config.threads), torch.inference_mode():
+        with torch_threads(self.config.threads), torch.inference_mode():
             for lo, queries in self._query_chunks(histories):
                 out[lo : lo + len(queries)] = queries.numpy()
         return out
@@ -215,7 +215,7 @@ class SASRecModel(CandidateModel):
     def score(self, histories: Sequences) -> np.ndarray:
         net = self._net()
         out = np.empty((histories.n_users, net.n_items), dtype=np.float32)
-        with _threads(self.config.threads), torch.inference_mode():
+        with torch_threads(self.config.threads), torch.inference_mode():
             weights = net.item_weights()  # (I, D)
             for lo, queries in self._query_chunks(histories):
                 out[lo : lo + len(queries)] = (queries @ weights.T).numpy()  # (b, I)
@@ -344,17 +344,3 @@ def _adamw(net: SASRecNet, cfg: SASRecConfig) -> torch.optim.AdamW:
 
 def _snapshot(net: SASRecNet) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in net.state_dict().items()}
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch threads and give the process its previous setting back."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData
+from models.threads import torch_threads
 from recsys.data.sequences import Sequences
 
 # Weights come only from the installed package; these stop transformers / huggingface_hub from
@@ -82,7 +82,7 @@ class TextEncoder:
         if not nonempty:
             return out
         model = _load(str(self.model_path), self.device)
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             vectors = model.encode(
                 [texts[i] for i in nonempty],
                 batch_size=batch_size,
@@ -223,19 +223,3 @@ def item_texts(items: pd.DataFrame, max_chars: int) -> tuple[list[str], np.ndarr
         texts.append(text[:max_chars])
         real[i] = bool(text) and not (placeholder and text == title)
     return texts, real
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch threads and give the process its previous setting back."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
