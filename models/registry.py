@@ -14,6 +14,8 @@ from models.text import TextConfig, TextModel
 MODELS: dict[str, Callable[[], CandidateModel]] = {
     "popular": PopularModel,
     "covisit": CovisitModel,
+    # One thread: on shared cores an oversubscribed OpenMP pool made it ~10x slower, and at
+    # hidden 64 a second thread gains ~1.5x at best; benchmarks set their own.
     "sasrec": lambda: SASRecModel(SASRecConfig(threads=1)),
     "als": ALSModel,
     "text": lambda: TextModel(TextConfig(threads=1)),

@@ -122,8 +122,8 @@ class _FullSoftmaxCE(torch.autograd.Function):
 
     ``F.cross_entropy(hidden @ weight.T, targets)`` allocates several (N, I) tensors per step;
     at Beauty's ~900 x 12k they are over glibc's mmap threshold, so every one comes back as
-    fresh pages to fault in, and that, not arithmetic, was half of a training step. Here the
-    logits become softmax probabilities in place and then, in place again, the gradient.
+    fresh pages to fault in (170 ms a step against 100 ms here, one thread). Here the logits
+    become softmax probabilities in place and then, in place again, the gradient.
     """
 
     @staticmethod
@@ -137,7 +137,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         exclude_items: torch.Tensor | None,  # (E,) int64 its item
     ) -> torch.Tensor:
         probs = torch.mm(hidden, weight.t(), out=buffer)  # (N, I) logits for now
-        rows = torch.arange(len(targets))
+        rows = torch.arange(len(targets), device=targets.device)
         target_logit = probs[rows, targets]  # (N,)
         if exclude_rows is not None and exclude_items is not None:
             probs.index_put_((exclude_rows, exclude_items), probs.new_tensor(-math.inf))
@@ -155,7 +155,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, None, None, None, None]:
         hidden, weight, targets = ctx.saved_tensors
         probs = ctx.probs  # (N, I)
-        probs[torch.arange(len(targets)), targets] -= 1.0
+        probs[torch.arange(len(targets), device=targets.device), targets] -= 1.0
         probs.mul_(grad / len(targets))  # d loss / d logits
         return probs @ weight, probs.t() @ hidden, None, None, None, None
 
@@ -182,8 +182,12 @@ class FullSoftmaxLoss:
         A target must not be excluded from its own row.
         """
         n, n_items = len(hidden), len(weight)
-        if self.buffer.numel() < n * n_items or self.buffer.dtype != hidden.dtype:
-            self.buffer = torch.empty(n * n_items, dtype=hidden.dtype)
+        if (
+            self.buffer.numel() < n * n_items
+            or self.buffer.dtype != hidden.dtype
+            or self.buffer.device != hidden.device
+        ):
+            self.buffer = torch.empty(n * n_items, dtype=hidden.dtype, device=hidden.device)
         buffer = self.buffer[: n * n_items].view(n, n_items)
         rows, items = exclude if exclude is not None else (None, None)
         return _FullSoftmaxCE.apply(hidden, weight, targets, buffer, rows, items)
