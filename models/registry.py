@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from models.als import ALSModel
+from models.attributes import AttributesModel
 from models.base import CandidateModel
 from models.covisit import CovisitModel
 from models.popular import PopularModel
@@ -19,6 +20,7 @@ MODELS: dict[str, Callable[[], CandidateModel]] = {
     "sasrec": lambda: SASRecModel(SASRecConfig(threads=1)),
     "als": ALSModel,
     "text": lambda: TextModel(TextConfig(threads=1)),
+    "attributes": AttributesModel,
 }
 
 

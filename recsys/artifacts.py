@@ -16,7 +16,7 @@ import json
 import pickle
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from models.attributes import coverage as attribute_coverage
 from models.base import TrainingData, VectorModel
 from models.registry import make_model
 from recsys.data.contract import Dataset
@@ -46,9 +47,50 @@ class BundleError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    sources: tuple[str, ...] = ("popular", "covisit", "als", "sasrec", "text")
+    sources: tuple[str, ...] = ("popular", "covisit", "als", "sasrec", "text", "attributes")
     seed: int = 0
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    # Per-source config fields, e.g. (("sasrec", (("max_len", 20),)),): hyper-parameters chosen
+    # on a dataset's validation targets (`recsys train --set sasrec.max_len=20`).
+    overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def overrides_for(self, source: str) -> dict[str, Any]:
+        return {k: v for name, pairs in self.overrides if name == source for k, v in pairs}
+
+
+def parse_overrides(
+    specs: list[str] | tuple[str, ...],
+) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``["sasrec.max_len=20", "als.factors=64"]`` -> TrainConfig.overrides (JSON values)."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        key, sep, raw = spec.partition("=")
+        source, dot, fieldname = key.partition(".")
+        if not sep or not dot or not source or not fieldname:
+            raise ValueError(
+                f"override {spec!r} is not SOURCE.FIELD=VALUE (e.g. sasrec.max_len=20)"
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw  # a bare word is a string
+        grouped.setdefault(source, {})[fieldname] = value
+    return tuple((s, tuple(sorted(kv.items()))) for s, kv in sorted(grouped.items()))
+
+
+def _configure(model: Any, name: str, config: TrainConfig) -> None:
+    """Apply the seed and any overrides to a model's frozen config; bad fields are named."""
+    current = getattr(model, "config", None)
+    if current is None:
+        return
+    changes = config.overrides_for(name)
+    valid = [f.name for f in fields(current)]
+    unknown = sorted(set(changes) - set(valid))
+    if unknown:
+        raise ValueError(f"{name} has no config field(s) {unknown}; valid fields are {valid}")
+    if "seed" in valid:
+        changes = {"seed": config.seed, **changes}
+    model.config = replace(current, **changes)
 
 
 @dataclass
@@ -108,14 +150,17 @@ def fit_sources(
     split = leave_one_out(enc)
     data = TrainingData(split.train, ds.items)
     sources: list[CandidateSource] = []
-    report: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    report: dict[str, Any] = {"skipped": skipped}
     for name in tqdm(config.sources, desc="train sources", disable=not progress, unit="src"):
         if name == "text" and _text_coverage(ds) < MIN_TEXT_COVERAGE:
-            report["skipped"] = {"text": "the catalog has no item text (placeholder titles only)"}
+            skipped["text"] = "the catalog has no item text (placeholder titles only)"
+            continue
+        if name == "attributes" and attribute_coverage(data.items) < MIN_TEXT_COVERAGE:
+            skipped["attributes"] = "the catalog has no brand, category or attributes"
             continue
         model = make_model(name)
-        if hasattr(model, "config") and hasattr(model.config, "seed"):
-            model.config = replace(model.config, seed=config.seed)
+        _configure(model, name, config)
         started = time.perf_counter()
         if name == "sasrec":
             model.fit(data, valid=split.valid)  # type: ignore[call-arg]

@@ -130,3 +130,30 @@ def test_text_source_is_skipped_without_item_text(aisles: Dataset, tmp_path: Pat
     manifest = load_bundle(train_bundle(aisles, tmp_path / "b", config)).manifest
     assert set(manifest["sources"]) == {"popular"}
     assert "no item text" in manifest["skipped_sources"]["text"]
+
+
+def test_source_overrides_reach_the_model_and_bad_ones_are_named(
+    aisles_dir: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    args = ["train", "--data", str(aisles_dir), "--out", str(tmp_path / "b"), "--source",
+            "popular", "--source", "covisit"]  # fmt: skip
+    ok = runner.invoke(app, [*args, "--set", "covisit.window=2"])
+    assert ok.exit_code == 0, ok.output
+    manifest = load_bundle(tmp_path / "b").manifest
+    assert manifest["sources"]["covisit"]["config"]["window"] == 2
+    assert manifest["config"]["overrides"] == [["covisit", [["window", 2]]]]
+    unknown = runner.invoke(app, [*args, "--set", "covisit.windw=2"])
+    assert unknown.exit_code == 2 and "no config field(s) ['windw']" in unknown.output
+    assert "window" in unknown.output
+    shape = runner.invoke(app, [*args, "--set", "window=2"])
+    assert shape.exit_code == 2 and "SOURCE.FIELD=VALUE" in shape.output
+
+
+def test_attributes_source_is_skipped_without_catalog_fields(
+    aisles: Dataset, tmp_path: Path
+) -> None:
+    config = TrainConfig(sources=("popular", "attributes"), retrieval=RetrievalConfig(total=20))
+    manifest = load_bundle(train_bundle(aisles, tmp_path / "b", config)).manifest
+    assert set(manifest["sources"]) == {"popular"}
+    assert "no brand, category or attributes" in manifest["skipped_sources"]["attributes"]

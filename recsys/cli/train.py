@@ -20,10 +20,18 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for every model; same seed, same bundle.")] = 0,
     candidates: Annotated[int, typer.Option(min=1, help="Merged candidates per request.")] = 500,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a source's config field, SOURCE.FIELD=VALUE (JSON value); repeatable, "
+            "e.g. --set sasrec.max_len=20.",
+        ),
+    ] = None,
 ) -> None:
     """Train the candidate sources (early stopping on validation), index them, write a bundle."""
     with user_errors():
-        from recsys.artifacts import TrainConfig, load_bundle, train_bundle
+        from recsys.artifacts import TrainConfig, load_bundle, parse_overrides, train_bundle
         from recsys.data.contract import load_dataset
         from recsys.retrieval.retriever import RetrievalConfig
 
@@ -32,6 +40,7 @@ def train(
             sources=tuple(source) if source else defaults.sources,
             seed=seed,
             retrieval=RetrievalConfig(total=candidates, depth=max(candidates, 500)),
+            overrides=parse_overrides(set_ or []),
         )
         path = train_bundle(load_dataset(data), out, config, progress=True)
         manifest = load_bundle(path).manifest

@@ -18,12 +18,16 @@ from recsys.data.sequences import Sequences
 from recsys.retrieval.merge import CandidateBatch, SourceLists, merge
 from recsys.retrieval.sources import CandidateSource
 
+# Shares of the merged list each source's own top items are guaranteed (renormalised over the
+# sources a bundle has). Attributes reach items the others rank low, so its share buys recall
+# even though its NDCG is the lowest: on Beauty validation, recall@500 0.429 -> 0.453.
 DEFAULT_QUOTAS: dict[str, float] = {
-    "sasrec": 0.30,
-    "covisit": 0.25,
+    "sasrec": 0.25,
+    "covisit": 0.20,
     "als": 0.20,
+    "attributes": 0.15,
     "text": 0.10,
-    "popular": 0.15,
+    "popular": 0.10,
 }
 
 
