@@ -68,7 +68,7 @@ def main() -> None:
         started = time.perf_counter()
         path = train_bundle(
             ds, ROOT / "var" / "bench" / "bundles" / name,
-            TrainConfig(sources=tuple(args.sources), overrides=TUNED.get(name, ())),
+            TrainConfig(sources=tuple(args.sources), overrides=TUNED.get(name, ()), ranking=None),
             progress=True,
         )  # fmt: skip
         train_seconds = time.perf_counter() - started

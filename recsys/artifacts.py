@@ -33,6 +33,9 @@ from recsys.data.contract import Dataset
 from recsys.data.sequences import EncodedDataset, Sequences, encode
 from recsys.data.split import leave_one_out
 from recsys.evaluation.protocol import evaluate_fitted
+from recsys.pipeline import Pipeline
+from recsys.ranking.bundle import FEATURE_REPO, Ranking, load_ranking, train_ranking
+from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.retriever import RetrievalConfig, Retriever
 from recsys.retrieval.sources import CandidateSource
 
@@ -53,6 +56,8 @@ class TrainConfig:
     # Per-source config fields, e.g. (("sasrec", (("max_len", 20),)),): hyper-parameters chosen
     # on a dataset's validation targets (`recsys train --set sasrec.max_len=20`).
     overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    # The rankers over the merged candidates (with their Feast features); None = retrieval only.
+    ranking: RankerTrainConfig | None = field(default_factory=RankerTrainConfig)
 
     def overrides_for(self, source: str) -> dict[str, Any]:
         return {k: v for name, pairs in self.overrides if name == source for k, v in pairs}
@@ -101,6 +106,7 @@ class Bundle:
     item_ids: np.ndarray  # (I,) str
     user_ids: np.ndarray  # (U,) str
     sequences: Sequences  # every user's full history at training time
+    ranking: Ranking | None = None  # rankers, their features and the default one
 
     @property
     def version(self) -> str:
@@ -108,6 +114,27 @@ class Bundle:
 
     def user_index(self) -> dict[str, int]:
         return {str(u): i for i, u in enumerate(self.user_ids)}
+
+    def pipeline(self, ranker: str | None = None) -> Pipeline:
+        """history -> retrieval [-> ranking], for one user_id per run."""
+        from recsys.ranking.ranker import RankingStage
+        from recsys.retrieval.retriever import HistoryStage, RetrievalStage
+
+        n_items = len(self.item_ids)
+        stages: list[Any] = [
+            HistoryStage(self.user_index(), self.sequences),
+            RetrievalStage(self.retriever, n_items),
+        ]
+        if self.ranking is not None:
+            name = ranker or self.ranking.default
+            if name not in self.ranking.rankers:
+                raise ValueError(
+                    f"unknown ranker {name!r}; this bundle has {sorted(self.ranking.rankers)}"
+                )
+            stages.append(RankingStage(self.ranking.rankers[name], self.ranking.features, n_items))
+        elif ranker is not None:
+            raise ValueError(f"ranker {ranker!r} asked for, but this bundle has no rankers")
+        return Pipeline(stages, inputs=["user_id"])
 
 
 def dataset_fingerprint(ds: Dataset) -> str:
@@ -228,14 +255,17 @@ def train_bundle(
         strength=seqs.strength,
         n_items=np.array(seqs.n_items),
     )
+    ranking_section = None
+    if config.ranking is not None:
+        retriever = Retriever(sources, config.retrieval)
+        split = leave_one_out(enc)
+        ranking_section, _ = train_ranking(
+            ds, enc, split, retriever, path, config.ranking, progress
+        )
     fingerprint = dataset_fingerprint(ds)
     config_doc = asdict(config)
     config_hash = hashlib.sha256(json.dumps(config_doc, sort_keys=True).encode()).hexdigest()
-    checksums = {
-        str(p.relative_to(path)): _sha256(p)
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
+    checksums = _checksums(path)
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": f"{ds.name}-{fingerprint[:8]}-{config_hash[:8]}-seed{config.seed}",
@@ -244,12 +274,51 @@ def train_bundle(
         "config": config_doc,
         "sources": {name: {**files[name], **report[name]} for name in files},
         "skipped_sources": report.get("skipped", {}),
+        "ranking": ranking_section,
         "train_seconds": round(time.perf_counter() - started, 3),
         "versions": package_versions(),
         "checksums": checksums,
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return path
+
+
+def _checksums(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): _sha256(p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != "manifest.json" and FEATURE_REPO not in p.parts
+    }
+
+
+def attach_ranking(
+    ds: Dataset, path: str | Path, config: RankerTrainConfig | None = None, progress: bool = False
+) -> Path:
+    """Train (or retrain) the rankers of an existing bundle on its own candidates.
+
+    The candidate sources stay as they are; the manifest gains the ranking section and new
+    checksums, and its version a ranking suffix, so a served version names what ranks.
+    """
+    config = config or RankerTrainConfig()
+    bundle = load_bundle(path)
+    fingerprint = dataset_fingerprint(ds)
+    if fingerprint != bundle.manifest["dataset"]["fingerprint"]:
+        raise BundleError(f"bundle {bundle.version} was not trained on dataset {ds.name!r}")
+    root = Path(path)
+    enc = encode(ds)
+    started = time.perf_counter()
+    section, _ = train_ranking(
+        ds, enc, leave_one_out(enc), bundle.retriever, root, config, progress
+    )
+    manifest = bundle.manifest
+    manifest["config"]["ranking"] = asdict(config)
+    manifest["ranking"] = {**section, "attached_seconds": round(time.perf_counter() - started, 3)}
+    ranking_hash = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    base = str(manifest["version"]).split("+rank-")[0]
+    manifest["version"] = f"{base}+rank-{ranking_hash.hexdigest()[:8]}"
+    manifest["checksums"] = _checksums(root)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return root
 
 
 def _known_sources() -> list[str]:
@@ -288,6 +357,10 @@ def load_bundle(path: str | Path) -> Bundle:
             index = VectorIndex.load(root / entry["index"])
         sources.append(CandidateSource(name, model, index, needs_history=entry["needs_history"]))
     retrieval = RetrievalConfig(**_retrieval_args(manifest["config"]["retrieval"]))
+    item_ids = pd.read_parquet(root / "items.parquet")["item_id"].to_numpy(dtype=object)
+    ranking = None
+    if manifest.get("ranking"):
+        ranking = load_ranking(root, manifest["ranking"], item_ids)
     seq = np.load(root / "sequences.npz")
     sequences = Sequences(
         seq["indptr"], seq["items"], seq["ts"], seq["strength"], int(seq["n_items"])
@@ -296,9 +369,10 @@ def load_bundle(path: str | Path) -> Bundle:
         path=root,
         manifest=manifest,
         retriever=Retriever(sources, retrieval),
-        item_ids=pd.read_parquet(root / "items.parquet")["item_id"].to_numpy(dtype=object),
+        item_ids=item_ids,
         user_ids=pd.read_parquet(root / "users.parquet")["user_id"].to_numpy(dtype=object),
         sequences=sequences,
+        ranking=ranking,
     )
 
 

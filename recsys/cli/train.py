@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,28 +28,69 @@ def train(
             "e.g. --set sasrec.max_len=20.",
         ),
     ] = None,
+    ranker: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Ranker over the merged candidates (lightgbm, dlrm); repeatable. Default: both."
+        ),
+    ] = None,
+    no_ranking: Annotated[
+        bool, typer.Option("--no-ranking", help="Retrieval only: no features, no rankers.")
+    ] = False,
+    rank_only: Annotated[
+        bool,
+        typer.Option("--rank-only", help="Keep the bundle's sources; (re)train its rankers."),
+    ] = False,
 ) -> None:
     """Train the candidate sources (early stopping on validation), index them, write a bundle."""
     with user_errors():
-        from recsys.artifacts import TrainConfig, load_bundle, parse_overrides, train_bundle
+        from recsys.artifacts import (
+            TrainConfig,
+            attach_ranking,
+            load_bundle,
+            parse_overrides,
+            train_bundle,
+        )
         from recsys.data.contract import load_dataset
+        from recsys.ranking.train import RANKERS, RankerTrainConfig
         from recsys.retrieval.retriever import RetrievalConfig
 
+        ranking = (
+            None
+            if no_ranking
+            else RankerTrainConfig(rankers=tuple(ranker) if ranker else RANKERS, seed=seed)
+        )
+        if rank_only:
+            if ranking is None:
+                raise ValueError("--rank-only trains rankers; it cannot go with --no-ranking")
+            path = attach_ranking(load_dataset(data), out, ranking, progress=True)
+            print_json(_summary(load_bundle(path).manifest, path))
+            return
         defaults = TrainConfig()
         config = TrainConfig(
             sources=tuple(source) if source else defaults.sources,
             seed=seed,
             retrieval=RetrievalConfig(total=candidates, depth=max(candidates, 500)),
             overrides=parse_overrides(set_ or []),
+            ranking=ranking,
         )
         path = train_bundle(load_dataset(data), out, config, progress=True)
-        manifest = load_bundle(path).manifest
-        summary = {
-            "bundle": str(path),
-            "version": manifest["version"],
-            "train_seconds": manifest["train_seconds"],
-            "valid_ndcg@10": {
-                name: round(s["valid"]["ndcg@10"], 5) for name, s in manifest["sources"].items()
-            },
+        print_json(_summary(load_bundle(path).manifest, path))
+
+
+def _summary(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    summary = {
+        "bundle": str(path),
+        "version": manifest["version"],
+        "train_seconds": manifest["train_seconds"],
+        "valid_ndcg@10": {
+            name: round(s["valid"]["ndcg@10"], 5) for name, s in manifest["sources"].items()
+        },
+    }
+    if manifest.get("ranking"):
+        summary["rankers"] = {
+            name: {k: r[k] for k in ("selection_ndcg@10", "onnx_max_abs_diff", "fit_seconds")}
+            for name, r in manifest["ranking"]["rankers"].items()
         }
-        print_json(summary)
+        summary["default_ranker"] = manifest["ranking"]["default"]
+    return summary

@@ -21,6 +21,7 @@ from recsys.data.sequences import encode
 from recsys.data.split import SplitName, leave_one_out
 from recsys.evaluation.metrics import candidate_recall, metrics_from_ranks
 from recsys.evaluation.protocol import DEFAULT_KS, evaluate_fitted
+from recsys.ranking.evaluate import ranked_metrics
 
 DEFAULT_NS = (100, 500)
 
@@ -64,7 +65,11 @@ def evaluate_bundle(
         full = evaluate_fitted(source.model, split, which, ks)
         results["sources"][source.name] = {k: v for k, v in full.items() if k != "users"}
 
-    sums: dict[str, dict[str, float]] = {name: {} for name in [*retriever.names, "merged"]}
+    ranking = bundle.ranking
+    pipelines = [f"pipeline:{n}" for n in ranking.rankers] if ranking else []
+    sums: dict[str, dict[str, float]] = {
+        name: {} for name in [*retriever.names, "merged", *pipelines]
+    }
     n_users = len(eval_set)
     for start in tqdm(range(0, n_users, batch), desc="retrieve", disable=not progress):
         rows = np.arange(start, min(start + batch, n_users))
@@ -75,9 +80,21 @@ def evaluate_bundle(
             _accumulate(sums[name], candidate_recall(lst.ids, targets, ns))
         merged, _ = retriever.retrieve(history)
         _accumulate(sums["merged"], list_metrics(merged.ids, targets, ks, ns))
+        if ranking is not None:
+            user_ids = [str(u) for u in bundle.user_ids[eval_set.users[rows]]]
+            ranked = ranked_metrics(ranking, merged, history, user_ids, targets, ks, ns)
+            for name, values in ranked.items():
+                _accumulate(sums[name], values)
     for name, total in sums.items():
+        if name in pipelines:
+            results.setdefault("pipeline", {})[name.split(":", 1)[1]] = {
+                k: v / n_users for k, v in total.items()
+            }
+            continue
         target = results["merged"] if name == "merged" else results["sources"][name]
         target.update({k: v / n_users for k, v in total.items()})
+    if ranking is not None:
+        results["pipeline_default"] = ranking.default
     results.update(
         {
             "dataset": ds.name,

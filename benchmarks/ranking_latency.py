@@ -1,0 +1,107 @@
+"""Ranking latency: ONNX Runtime vs native predict on the same 500 rows, and one request end
+to end (history, retrieval, features, ranking), on the synthetic shop.
+
+    python benchmarks/ranking_latency.py [--users 20000 --items 4000 --requests 300]
+
+Trains a bundle (every source, both rankers) into var/bench/latency unless one is there. Each
+timing is the median and p99 of repeated single calls on one thread, the way a request runs;
+ratios compare runs made side by side in this process. Prints one JSON document and writes
+benchmarks/results/ranking_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recsys.artifacts import TrainConfig, load_bundle, train_bundle  # noqa: E402
+from recsys.data.synth import generate  # noqa: E402
+from recsys.ranking.features import build_frame  # noqa: E402
+from recsys.retrieval.retriever import history_of  # noqa: E402
+
+
+def timed(fn: Callable[[], object], reps: int) -> dict[str, float]:
+    fn()  # warm
+    samples = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    arr = np.asarray(samples)
+    return {"median_ms": round(float(np.median(arr)), 4),
+            "p99_ms": round(float(np.percentile(arr, 99)), 4)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=4_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "var" / "bench" / "latency")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    if not (args.bundle / "manifest.json").is_file():
+        ds = generate(users=args.users, items=args.items, seed=0)
+        sources = ("popular", "covisit", "als", "attributes")  # the fast sources
+        train_bundle(ds, args.bundle, TrainConfig(sources=sources), progress=True)
+    bundle = load_bundle(args.bundle)
+    assert bundle.ranking is not None
+    rng = np.random.default_rng(0)
+    users = rng.choice(bundle.user_ids, args.requests)
+    out: dict[str, Any] = {"bundle": bundle.version, "candidates": bundle.retriever.config.total}
+
+    # one request's 500 candidate rows, scored both ways
+    row = bundle.user_index()[str(users[0])]
+    history = history_of(bundle.sequences.user(row), len(bundle.item_ids))
+    merged, _ = bundle.retriever.retrieve(history)
+    features = bundle.ranking.features
+    spec = next(iter(bundle.ranking.rankers.values())).spec
+    frame = build_frame(spec, merged, history, [str(users[0])], features)
+    out["rows"] = frame.n_rows
+    for name, ranker in bundle.ranking.rankers.items():
+        native = timed(partial(ranker.model.predict, frame), args.requests)
+        onnx = timed(partial(ranker.score, frame), args.requests)
+        diff = float(np.abs(ranker.score(frame) - ranker.model.predict(frame)).max())
+        out[f"{name}_native"] = native
+        out[f"{name}_onnx"] = {**onnx, "providers": ranker.session.providers}
+        out[f"{name}_speedup_median"] = round(native["median_ms"] / onnx["median_ms"], 2)
+        out[f"{name}_max_abs_diff"] = diff
+
+    # features for one request: the stored item and user rows plus the request-time ones
+    out["build_frame"] = timed(
+        lambda: build_frame(spec, merged, history, [str(users[0])], features), args.requests
+    )
+
+    # end to end, per stage
+    for name in bundle.ranking.rankers:
+        pipe = bundle.pipeline(name)
+        totals: list[float] = []
+        stages: dict[str, list[float]] = {}
+        for user in users:
+            result = pipe.run({"user_id": str(user)})
+            totals.append(sum(ms for _, ms in result.trace))
+            for stage, ms in result.trace:
+                stages.setdefault(stage, []).append(ms)
+        out[f"request_{name}"] = {
+            "median_ms": round(float(np.median(totals)), 3),
+            "p99_ms": round(float(np.percentile(totals, 99)), 3),
+            "stages_median_ms": {s: round(float(np.median(v)), 3) for s, v in stages.items()},
+        }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ranking_latency.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

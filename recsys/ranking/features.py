@@ -1,0 +1,196 @@
+"""Ranking rows for merged candidates: stored features plus what only the request knows.
+
+Stored features (item and user statistics) come from a :class:`FeatureSource`: the feature
+tables at training time, the Feast online store behind its in-process cache when serving; both
+give the same values in the same order, so the ranker sees at serving what it learned from.
+Request-time features are computed here from the candidate batch and the request's history:
+each source's reciprocal rank and score, the fused score and position, and how the candidate
+matches the history (share of the user's items in its category and brand, whether it matches
+the latest item, its price against the user's price band).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from features.tables import ITEM_FEATURES, USER_FEATURES, FeatureTables
+from recsys.data.sequences import EncodedDataset, Sequences
+from recsys.ranking.frame import RankingFrame
+from recsys.retrieval.merge import CandidateBatch
+
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "fused",  # the merge's RRF score
+    "position",  # slot in the merged list / list length
+    "n_sources",  # how many sources found the candidate
+    "hist_len",  # items in the request's history (includes events newer than the tables)
+    "cat_share",  # share of the history in the candidate's leaf category (0 when unknown)
+    "top_share",  # the same for the top-level category
+    "brand_share",  # the same for the brand
+    "last_cat",  # 1 if the latest history item shares the leaf category
+    "last_brand",  # 1 if it shares the brand
+    "price_ratio",  # candidate price / median price of the history; NaN when unknown
+)
+# Sparse columns: the item index + 1 (0 = padding), then one per stored code feature.
+SPARSE_NAMES: tuple[str, ...] = ("item", "category", "category_top", "brand")
+CODE_COLUMNS: tuple[str, ...] = ("category_code", "category_top_code", "brand_code")
+_COL = {name: i for i, name in enumerate(ITEM_FEATURES)}
+
+
+class FeatureSource(Protocol):
+    """Stored features by item index and by user id, in ITEM_FEATURES / USER_FEATURES order."""
+
+    def items_at(self, idx: np.ndarray) -> np.ndarray: ...  # (N,) -> (N, F_item) float32
+
+    def users(self, user_ids: Sequence[str]) -> np.ndarray: ...  # (B,) -> (B, F_user) float32
+
+
+class TableFeatures:
+    """The feature tables as matrices: the offline side, for building training rows."""
+
+    def __init__(self, tables: FeatureTables, enc: EncodedDataset) -> None:
+        items = tables.items.set_index("item_id").reindex(list(enc.item_ids))
+        self.item_matrix = items[list(ITEM_FEATURES)].to_numpy(np.float32)  # (I, F_item)
+        users = tables.users.set_index("user_id")
+        self.user_matrix = users[list(USER_FEATURES)].to_numpy(np.float32)  # (U, F_user)
+        self.user_row = {str(u): i for i, u in enumerate(users.index)}
+
+    def items_at(self, idx: np.ndarray) -> np.ndarray:
+        return self.item_matrix[idx]
+
+    def users(self, user_ids: Sequence[str]) -> np.ndarray:
+        out = np.full((len(user_ids), len(USER_FEATURES)), np.nan, dtype=np.float32)
+        for i, u in enumerate(user_ids):
+            row = self.user_row.get(str(u))
+            if row is not None:
+                out[i] = self.user_matrix[row]
+        return out
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """The column layout a ranker was trained on; serving must build exactly this."""
+
+    sources: tuple[str, ...]
+    cardinality: tuple[int, ...]  # per SPARSE column, fixed at training
+
+    @property
+    def dense_names(self) -> tuple[str, ...]:
+        per_source = tuple(f"{kind}_{s}" for s in self.sources for kind in ("rr", "score"))
+        user = tuple(f"user_{n}" for n in USER_FEATURES)
+        return (*per_source, *CONTEXT_FEATURES, *ITEM_FEATURES, *user)
+
+    @property
+    def sparse_names(self) -> tuple[str, ...]:
+        return SPARSE_NAMES
+
+    @classmethod
+    def fit(cls, sources: Sequence[str], n_items: int, item_matrix: np.ndarray) -> FrameSpec:
+        card = [n_items + 1]
+        for col in CODE_COLUMNS:
+            codes = np.nan_to_num(item_matrix[:, _COL[col]], nan=0.0)
+            card.append(int(codes.max(initial=0.0)) + 1)
+        return cls(tuple(sources), tuple(card))
+
+
+def _share(hist: np.ndarray, cand: np.ndarray, card: int) -> np.ndarray:
+    """(N,) share of ``hist`` codes equal to each candidate code; code 0 (unknown) -> 0."""
+    if not len(hist):
+        return np.zeros(len(cand), np.float32)
+    counts = np.bincount(hist, minlength=card).astype(np.float32)
+    counts[0] = 0.0
+    return counts[np.minimum(cand, card - 1)] / len(hist)
+
+
+def build_frame(
+    spec: FrameSpec,
+    batch: CandidateBatch,
+    histories: Sequences,
+    user_ids: Sequence[str],
+    features: FeatureSource,
+    targets: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+) -> RankingFrame:
+    """One row per non-empty candidate slot of each request, grouped by request.
+
+    ``targets`` (B,) labels the rows (1 where the candidate is the target); ``keep`` (B, N)
+    bool selects slots (training samples negatives), default every filled slot.
+    """
+    if tuple(batch.sources) != spec.sources:
+        raise ValueError(
+            f"candidates come from sources {list(batch.sources)}, the ranker was trained on "
+            f"{list(spec.sources)}"
+        )
+    n_requests = len(histories.indptr) - 1
+    if batch.ids.shape[0] != n_requests or len(user_ids) != n_requests:
+        raise ValueError(
+            f"{batch.ids.shape[0]} candidate rows, {n_requests} histories and {len(user_ids)} "
+            "user ids: one of each per request"
+        )
+    mask = batch.ids >= 0 if keep is None else keep & (batch.ids >= 0)  # (B, N)
+    b_idx, slot = np.nonzero(mask)  # (R,) row-major: grouped by request
+    items = batch.ids[b_idx, slot]  # (R,)
+    n_slots = batch.ids.shape[1]
+    item_feats = features.items_at(items)  # (R, F_item)
+    user_feats = features.users(list(user_ids))[b_idx]  # (R, F_user)
+    ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
+    scores = batch.source_scores[b_idx, slot]  # (R, S)
+    per_source = np.empty((len(items), 2 * len(spec.sources)), np.float32)
+    per_source[:, 0::2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
+    per_source[:, 1::2] = scores
+
+    context = np.zeros((len(items), len(CONTEXT_FEATURES)), np.float32)
+    context[:, 0] = batch.fused[b_idx, slot]
+    context[:, 1] = slot / max(n_slots, 1)
+    context[:, 2] = (ranks > 0).sum(axis=1)
+    codes = {
+        col: np.nan_to_num(item_feats[:, _COL[col]], nan=0.0).astype(np.int64)
+        for col in CODE_COLUMNS
+    }
+    price = item_feats[:, _COL["price"]]
+    starts = np.searchsorted(b_idx, np.arange(n_requests))
+    ends = np.searchsorted(b_idx, np.arange(n_requests), side="right")
+    for b, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+        if lo == hi:
+            continue
+        hist = histories.items[histories.indptr[b] : histories.indptr[b + 1]]
+        context[lo:hi, 3] = len(hist)
+        if not len(hist):
+            context[lo:hi, 9] = np.nan
+            continue
+        hist_feats = features.items_at(hist)  # (L, F_item)
+        for out, col, card in (
+            (4, "category_code", spec.cardinality[1]),
+            (5, "category_top_code", spec.cardinality[2]),
+            (6, "brand_code", spec.cardinality[3]),
+        ):
+            hist_codes = np.nan_to_num(hist_feats[:, _COL[col]], nan=0.0).astype(np.int64)
+            context[lo:hi, out] = _share(np.minimum(hist_codes, card - 1), codes[col][lo:hi], card)
+            if out in (4, 6):
+                last = hist_codes[-1]
+                context[lo:hi, 7 if out == 4 else 8] = (codes[col][lo:hi] == last) & (last > 0)
+        hist_price = hist_feats[:, _COL["price"]]
+        known = hist_price[np.isfinite(hist_price)]
+        band = float(np.median(known)) if len(known) else 0.0
+        context[lo:hi, 9] = price[lo:hi] / band if band > 0 else np.nan
+
+    sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
+    sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
+    for j, col in enumerate(CODE_COLUMNS, start=1):
+        sparse[:, j] = np.clip(codes[col], 0, spec.cardinality[j] - 1)  # unseen codes -> edge
+    label = None
+    if targets is not None:
+        label = (items == np.asarray(targets)[b_idx]).astype(np.float32)
+    return RankingFrame(
+        dense=np.hstack([per_source, context, item_feats, user_feats]).astype(np.float32),
+        dense_names=spec.dense_names,
+        sparse=sparse,
+        sparse_names=spec.sparse_names,
+        cardinality=spec.cardinality,
+        group=np.bincount(b_idx, minlength=n_requests).astype(np.int64),  # one per request
+        item=items.astype(np.int64),
+        label=label,
+    )

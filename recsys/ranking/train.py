@@ -1,0 +1,131 @@
+"""Training rows for the rankers, and the rankers' training entry point.
+
+Rows come from the same retriever that serves: for each user's validation target, the merged
+candidates of their training history, labelled 1 where the candidate is the target. Every
+candidate of the list is a hard negative (some source's top pick); the list's head is kept
+whole, the tail sampled, so a training group is small without losing the confusable items.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recsys.data.sequences import EncodedDataset
+from recsys.data.split import EvalSet
+from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
+from recsys.ranking.frame import RankingFrame, group_ndcg, select_groups
+from recsys.retrieval.retriever import Retriever
+
+RANKERS = ("lightgbm", "dlrm")
+
+
+@dataclass(frozen=True)
+class RankerTrainConfig:
+    rankers: tuple[str, ...] = RANKERS
+    head: int = 50  # the merged list's top slots, always kept as negatives
+    tail: int = 50  # negatives sampled from the rest of the list
+    max_users: int | None = 30_000  # training groups drawn from the validation users
+    seed: int = 0
+    batch: int = 512  # users retrieved at a time
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.rankers) - set(RANKERS))
+        if unknown:
+            raise ValueError(f"unknown ranker(s) {unknown}; valid rankers are {list(RANKERS)}")
+
+
+def _concat(frames: Sequence[RankingFrame]) -> RankingFrame:
+    first = frames[0]
+    return RankingFrame(
+        dense=np.concatenate([f.dense for f in frames]),
+        dense_names=first.dense_names,
+        sparse=np.concatenate([f.sparse for f in frames]),
+        sparse_names=first.sparse_names,
+        cardinality=first.cardinality,
+        group=np.concatenate([f.group for f in frames]),
+        item=np.concatenate([f.item for f in frames]),
+        label=None if first.label is None else np.concatenate([f.label for f in frames]),
+    )
+
+
+def candidate_frames(
+    retriever: Retriever,
+    eval_set: EvalSet,
+    enc: EncodedDataset,
+    features: FeatureSource,
+    spec: FrameSpec,
+    config: RankerTrainConfig,
+    sample: bool,
+    progress: bool = False,
+) -> tuple[RankingFrame, np.ndarray]:
+    """Labelled rows for ``eval_set``'s users, and the users (eval-set rows) they cover.
+
+    ``sample`` keeps the head plus a seeded tail sample (training); otherwise every candidate
+    (evaluation, where a group must be the whole list the ranker will reorder).
+    """
+    rng = np.random.default_rng(config.seed)
+    rows = np.arange(len(eval_set))
+    if config.max_users is not None and len(rows) > config.max_users and sample:
+        rows = np.sort(rng.choice(rows, config.max_users, replace=False))
+    frames: list[RankingFrame] = []
+    batches = range(0, len(rows), config.batch)
+    for start in tqdm(batches, desc="ranking rows", disable=not progress, unit="batch"):
+        chunk = rows[start : start + config.batch]
+        history = eval_set.history.select(chunk)
+        targets = eval_set.targets[chunk]
+        batch, _ = retriever.retrieve(history)
+        keep = None
+        if sample:
+            n = batch.ids.shape[1]
+            keep = np.zeros(batch.ids.shape, dtype=bool)
+            keep[:, : config.head] = True
+            tail = n - config.head
+            if tail > 0:
+                scores = rng.random((len(chunk), tail))
+                take = np.argsort(scores, axis=1)[:, : config.tail] + config.head
+                np.put_along_axis(keep, take, True, axis=1)
+            keep |= batch.ids == targets[:, None]  # the positive, wherever it sits
+        user_ids = [str(u) for u in enc.user_ids[eval_set.users[chunk]]]
+        frame = build_frame(spec, batch, history, user_ids, features, targets, keep)
+        if sample:  # a group without its positive teaches a pairwise ranker nothing
+            frame = select_groups(frame, np.flatnonzero(frame.positives() > 0))
+        frames.append(frame)
+    return _concat(frames), rows
+
+
+def fit_rankers(
+    train: RankingFrame, config: RankerTrainConfig, progress: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit each configured ranker (early stopping on held-out groups); models and reports."""
+    from models.lgbm_ranker import LGBMRanker, LGBMRankerConfig
+
+    models: dict[str, Any] = {}
+    report: dict[str, Any] = {}
+    for name in config.rankers:
+        started = time.perf_counter()
+        model: Any
+        if name == "lightgbm":
+            model = LGBMRanker(LGBMRankerConfig(seed=config.seed)).fit(train)
+        else:
+            from models.dlrm import DLRMConfig, DLRMRanker
+
+            model = DLRMRanker(DLRMConfig(seed=config.seed), progress=progress).fit(train)
+        models[name] = model
+        report[name] = {"fit_seconds": round(time.perf_counter() - started, 3)}
+    report["rows"] = {"train": int(train.n_rows), "groups": len(train.group)}
+    report["config"] = asdict(config)
+    return models, report
+
+
+def ranked_ndcg(models: dict[str, Any], frame: RankingFrame) -> dict[str, float]:
+    """NDCG@10 of each ranker on labelled groups (a group without its positive counts 0)."""
+    return {name: group_ndcg(m.predict(frame), frame) for name, m in models.items()}
+
+
+__all__ = ["RankerTrainConfig", "candidate_frames", "fit_rankers", "ranked_ndcg", "select_groups"]

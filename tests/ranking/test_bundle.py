@@ -1,0 +1,113 @@
+"""The ranking half of a bundle, for real: Feast features materialized into the SQLite online
+store, LightGBM and DLRM trained on the candidates, exported to ONNX, served by the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recsys.artifacts import Bundle, BundleError, TrainConfig, load_bundle, train_bundle
+from recsys.cli import app
+from recsys.data.contract import Dataset
+from recsys.data.sequences import encode
+from recsys.data.split import leave_one_out
+from recsys.data.synth import generate
+from recsys.evaluation.retrieval import evaluate_bundle
+from recsys.ranking.features import TableFeatures
+from recsys.ranking.ranker import Ranked
+from recsys.retrieval.retriever import RetrievalConfig
+
+SOURCES = ("popular", "covisit", "als", "attributes")
+
+
+@pytest.fixture(scope="module")
+def shop() -> Dataset:
+    return generate(users=1500, items=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bundle(shop: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    config = TrainConfig(sources=SOURCES, retrieval=RetrievalConfig(total=100, depth=100))
+    return load_bundle(train_bundle(shop, tmp_path_factory.mktemp("rank") / "b", config))
+
+
+def test_manifest_records_rankers_features_and_parity(bundle: Bundle) -> None:
+    section = bundle.manifest["ranking"]
+    assert set(section["rankers"]) == {"lightgbm", "dlrm"}
+    assert section["default"] in section["rankers"]
+    assert section["features"]["service"] == "ranker_v1"
+    assert section["rankers"]["lightgbm"]["onnx_max_abs_diff"] <= 1e-5
+    assert section["rankers"]["dlrm"]["onnx_max_abs_diff"] <= 1e-4
+    assert (bundle.path / "rankers" / "lightgbm.onnx").is_file()
+    assert "rankers/lightgbm.onnx" in bundle.manifest["checksums"]
+
+
+def test_served_features_are_the_materialized_tables(bundle: Bundle, shop: Dataset) -> None:
+    from features.tables import build_feature_tables
+
+    enc = encode(shop)
+    tables = TableFeatures(build_feature_tables(shop, enc, leave_one_out(enc).train), enc)
+    assert bundle.ranking is not None
+    idx = np.arange(len(bundle.item_ids))
+    np.testing.assert_array_equal(bundle.ranking.features.items_at(idx), tables.items_at(idx))
+    users = [str(u) for u in bundle.user_ids[:20]]
+    np.testing.assert_array_equal(bundle.ranking.features.users(users), tables.users(users))
+
+
+def test_pipeline_beats_the_merged_list(bundle: Bundle, shop: Dataset) -> None:
+    result = evaluate_bundle(shop, bundle, "test")
+    merged = result["merged"]["ndcg@10"]
+    best = max(s["ndcg@10"] for s in result["sources"].values())
+    for name, metrics in result["pipeline"].items():
+        assert metrics["ndcg@10"] > merged, (name, metrics["ndcg@10"], merged)
+    assert result["pipeline"][result["pipeline_default"]]["ndcg@10"] > best
+    # reordering never changes which items are candidates
+    assert result["pipeline"]["lightgbm"]["candidate_recall@100"] == pytest.approx(
+        result["merged"]["candidate_recall@100"]
+    )
+
+
+def test_one_request_known_and_cold(bundle: Bundle) -> None:
+    pipe = bundle.pipeline()
+    known = pipe.run({"user_id": str(bundle.user_ids[0])})
+    ranked: Ranked = known.state["ranked"]
+    cands = known.state["candidates"].ids[0]
+    assert sorted(ranked.ids[0][ranked.ids[0] >= 0]) == sorted(cands[cands >= 0])
+    assert (np.diff(ranked.scores[0][ranked.ids[0] >= 0]) <= 0).all()
+    assert [s for s, _ in known.trace] == ["history", "retrieval", "ranking"]
+    cold = pipe.run({"user_id": "never-seen"})
+    assert cold.state["cold_start"] and (cold.state["ranked"].ids[0] >= 0).sum() > 0
+    with pytest.raises(ValueError, match="unknown ranker 'xgb'"):
+        bundle.pipeline("xgb")
+
+
+def test_a_corrupt_onnx_file_is_refused(bundle: Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle.path, copy)
+    (copy / "rankers" / "dlrm.onnx").write_bytes(b"not a model")
+    with pytest.raises(BundleError, match=r"dlrm\.onnx: checksum differs"):
+        load_bundle(copy)
+
+
+def test_cli_rank_only_retrains_the_rankers(shop: Dataset, tmp_path: Path) -> None:
+    data = shop.save(tmp_path / "ds")
+    out = tmp_path / "b"
+    runner = CliRunner()
+    base = ["train", "--data", str(data), "--out", str(out), "--candidates", "50"]
+    first = runner.invoke(app, [*base, "--source", "popular", "--source", "covisit",
+                                "--no-ranking"])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert load_bundle(out).ranking is None
+    again = runner.invoke(app, [*base, "--rank-only", "--ranker", "lightgbm"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert summary["default_ranker"] == "lightgbm" and "+rank-" in summary["version"]
+    assert set(load_bundle(out).ranking.rankers) == {"lightgbm"}  # type: ignore[union-attr]
+    bad = runner.invoke(app, [*base, "--rank-only", "--ranker", "xgb"])
+    assert bad.exit_code == 2 and "unknown ranker(s) ['xgb']" in bad.output

@@ -1,0 +1,101 @@
+"""Ranking rows from merged candidates: layout, request-time features, labels, reordering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from features.tables import ITEM_FEATURES, USER_FEATURES
+from recsys.data.sequences import Sequences
+from recsys.ranking.features import CONTEXT_FEATURES, FrameSpec, build_frame
+from recsys.ranking.frame import RankingFrame, group_ndcg
+from recsys.ranking.ranker import reorder
+from recsys.retrieval.merge import CandidateBatch
+
+CAT = ITEM_FEATURES.index("category_code")
+BRAND = ITEM_FEATURES.index("brand_code")
+PRICE = ITEM_FEATURES.index("price")
+
+
+class Stored:
+    """Stored features held in memory: a stand-in for the online store in pure-logic tests
+    (tests/features and tests/ranking/test_bundle.py run the real Feast store)."""
+
+    def __init__(self, items: np.ndarray) -> None:
+        self.items = items
+
+    def items_at(self, idx: np.ndarray) -> np.ndarray:
+        return self.items[idx]
+
+    def users(self, user_ids: Sequence[str]) -> np.ndarray:
+        return np.full((len(user_ids), len(USER_FEATURES)), 7.0, np.float32)
+
+
+def _setup() -> tuple[FrameSpec, CandidateBatch, Sequences, Stored]:
+    items = np.zeros((6, len(ITEM_FEATURES)), np.float32)
+    items[:, CAT] = [1, 1, 2, 2, 0, 1]  # item 4: unknown category
+    items[:, BRAND] = [1, 2, 1, 2, 1, 1]
+    items[:, PRICE] = [10, 20, 30, np.nan, 10, 40]
+    spec = FrameSpec.fit(("a", "b"), 6, items)
+    batch = CandidateBatch(
+        sources=("a", "b"),
+        ids=np.array([[3, 1, -1], [2, -1, -1]]),
+        fused=np.array([[0.5, 0.4, 0.0], [0.9, 0.0, 0.0]], np.float32),
+        source_scores=np.array(
+            [
+                [[1.0, np.nan], [0.5, 2.0], [np.nan] * 2],
+                [[np.nan, 3.0], [np.nan] * 2, [np.nan] * 2],
+            ],
+            np.float32,
+        ),
+        source_ranks=np.array([[[1, 0], [2, 1], [0, 0]], [[0, 1], [0, 0], [0, 0]]], np.int32),
+    )
+    # user 0 saw items 0 (cat 1) then 2 (cat 2); user 1 saw item 5 (cat 1)
+    hist = Sequences(np.array([0, 2, 3]), np.array([0, 2, 5], np.int32),
+                     np.arange(3), np.zeros(3, np.int8), 6)  # fmt: skip
+    return spec, batch, hist, Stored(items)
+
+
+def test_rows_layout_and_request_time_features() -> None:
+    spec, batch, hist, stored = _setup()
+    frame = build_frame(spec, batch, hist, ["u0", "u1"], stored, targets=np.array([1, 4]))
+    assert frame.group.tolist() == [2, 1] and frame.item.tolist() == [3, 1, 2]
+    assert frame.sparse[:, 0].tolist() == [4, 2, 3]  # item index + 1
+    assert frame.label is not None and frame.label.tolist() == [0.0, 1.0, 0.0]
+    col = {n: i for i, n in enumerate(frame.dense_names)}
+    assert frame.dense[:, col["rr_a"]].tolist() == [1.0, 0.5, 0.0]
+    assert frame.dense[:, col["rr_b"]].tolist() == [0.0, 1.0, 1.0]
+    assert np.isnan(frame.dense[0, col["score_b"]]) and frame.dense[1, col["score_b"]] == 2.0
+    assert frame.dense[:, col["n_sources"]].tolist() == [1, 2, 1]
+    # item 3 (cat 2): half of user 0's history is cat 2, and so is the latest item
+    assert frame.dense[:, col["cat_share"]].tolist() == [0.5, 0.5, 0.0]
+    assert frame.dense[:, col["last_cat"]].tolist() == [1.0, 0.0, 0.0]
+    assert frame.dense[:, col["hist_len"]].tolist() == [2, 2, 1]
+    assert np.isnan(frame.dense[0, col["price_ratio"]])  # item 3 has no price
+    assert frame.dense[1, col["price_ratio"]] == pytest.approx(20 / 20)  # median(10, 30)
+    assert (frame.dense[:, col["user_n_items"]] == 7.0).all()
+    assert len(frame.dense_names) == 4 + len(CONTEXT_FEATURES) + 24
+
+
+def test_mismatched_sources_and_rows_are_refused() -> None:
+    spec, batch, hist, stored = _setup()
+    other = FrameSpec(("a", "c"), spec.cardinality)
+    with pytest.raises(ValueError, match=r"sources \['a', 'b'\].*trained on \['a', 'c'\]"):
+        build_frame(other, batch, hist, ["u0", "u1"], stored)
+    with pytest.raises(ValueError, match="one of each per request"):
+        build_frame(spec, batch, hist, ["u0"], stored)
+    with pytest.raises(ValueError, match="sparse codes out of range"):
+        RankingFrame(np.zeros((1, 0), np.float32), (), np.array([[5]]), ("x",), (3,),
+                     np.array([1]), np.array([0]))  # fmt: skip
+
+
+def test_reorder_sorts_filled_slots_and_keeps_padding_last() -> None:
+    spec, batch, hist, stored = _setup()
+    ranked = reorder(batch, np.array([0.1, 0.9, 0.5], np.float32))
+    assert ranked.ids.tolist() == [[1, 3, -1], [2, -1, -1]]
+    assert ranked.order.tolist()[0] == [1, 0, 2]
+    frame = build_frame(spec, batch, hist, ["u0", "u1"], stored, targets=np.array([1, 2]))
+    assert group_ndcg(np.array([0.1, 0.9, 0.5]), frame) == pytest.approx(1.0)
+    assert group_ndcg(np.array([0.9, 0.1, 0.5]), frame) == pytest.approx((1 / np.log2(3) + 1) / 2)
