@@ -10,7 +10,7 @@ import typer
 
 from recsys.cli.app import _jsonable, app, metrics_table, user_errors
 
-FAST_SOURCES = ("popular", "covisit", "als", "text")
+FAST_SOURCES = ("popular", "covisit", "als", "text", "attributes")
 
 
 @app.command()
@@ -34,7 +34,6 @@ def demo(
         from recsys.data.contract import load_dataset
         from recsys.data.synth import generate
         from recsys.evaluation.retrieval import evaluate_bundle
-        from recsys.retrieval.retriever import history_of
 
         console = Console(width=140)
         data_dir = out / "synthetic-shop"
@@ -54,7 +53,11 @@ def demo(
         result = evaluate_bundle(ds, bundle, progress=True)
         rows = [
             {"model": name, "users": result["users"], "seconds": 0.0, **metrics}
-            for name, metrics in [*result["sources"].items(), ("merged", result["merged"])]
+            for name, metrics in [
+                *result["sources"].items(),
+                ("merged", result["merged"]),
+                *((f"pipeline: {r}", m) for r, m in result.get("pipeline", {}).items()),
+            ]
         ]
         metrics_table(rows, f"{ds.name}: leave-one-out test, full ranking")
         recall = {n: round(r["candidate_recall@500"], 4) for n, r in result["sources"].items()}
@@ -65,21 +68,28 @@ def demo(
 
         user = str(bundle.user_ids[0])
         history = bundle.sequences.user(0)
-        merged, timings = bundle.retriever.retrieve(history_of(history, len(bundle.item_ids)))
+        run = bundle.pipeline().run({"user_id": user})
+        merged = run.state["candidates"]
+        ranked = run.state.get("ranked")
+        order = ranked.order[0] if ranked is not None else range(merged.ids.shape[1])
         catalog = ds.items.set_index("item_id")
         table = Table(
             title=f"user {user}: last items {[str(bundle.item_ids[i]) for i in history[-3:]]}"
         )
-        for column in ("rank", "item", "title", "category", "found by"):
+        for column in ("rank", "item", "title", "category", "ranker score", "merged slot",
+                       "found by"):  # fmt: skip
             table.add_column(column)
-        for slot, item in enumerate(merged.ids[0][:10].tolist()):
-            item_id = str(bundle.item_ids[item])
+        for rank, slot in enumerate(list(order)[:10]):
+            item_id = str(bundle.item_ids[merged.ids[0, slot]])
             row = catalog.loc[item_id]
+            score = f"{ranked.scores[0, rank]:.3f}" if ranked is not None else ""
             table.add_row(
-                str(slot + 1), item_id, str(row["title"]), str(row.get("category", "")),
-                ", ".join(merged.found_by(0, slot)),
+                str(rank + 1), item_id, str(row["title"]), str(row.get("category", "")), score,
+                str(int(slot) + 1), ", ".join(merged.found_by(0, int(slot))),
             )  # fmt: skip
         console.print(table)
-        console.print({k: round(v, 2) for k, v in timings.items()}, "ms per stage")
+        trace = {name: round(ms, 2) for name, ms in run.trace}
+        console.print(trace, "ms per stage;", {k: round(v, 2) for k, v in
+                      run.state["source_timings"].items()}, "ms per source")  # fmt: skip
         (out / "results.json").write_text(json.dumps(result, indent=2, default=_jsonable))
         console.print(f"results written to {out / 'results.json'}")
