@@ -23,6 +23,11 @@ import numpy as np
 from recsys.ranking.frame import RankingFrame, select_groups
 
 ONNX_OPSET = 15  # the newest onnxmltools' LightGBM converter supports
+# Unknown values become this finite sentinel for training and for every runtime. LightGBM reads a
+# NaN as 0 in a feature that had no NaN in training, while the ONNX converter sends it the
+# node's default way: on Industrial that moved 97 of 50,000 scores by up to 0.06. A sentinel
+# is an ordinary (lowest) value to both, so the exported scores equal the native ones.
+MISSING = -1e9
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ def _columns(frame: RankingFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """(N, D + S - 1) float32 and names: dense, then sparse codes except the item index."""
     keep = [i for i, n in enumerate(frame.sparse_names) if n != "item"]
     x = np.hstack([frame.dense, frame.sparse[:, keep].astype(np.float32)])
+    x = np.nan_to_num(x, nan=MISSING, posinf=-MISSING, neginf=MISSING)
     return np.ascontiguousarray(x, dtype=np.float32), (
         *frame.dense_names,
         *(frame.sparse_names[i] for i in keep),
@@ -98,6 +104,7 @@ class LGBMRanker:
             "bagging_fraction": cfg.bagging_fraction,
             "bagging_freq": 1,
             "lambda_l2": cfg.lambda_l2,
+            "use_missing": False,  # see MISSING
             "lambdarank_truncation_level": cfg.truncation_level,
             "seed": cfg.seed,
             "deterministic": True,
