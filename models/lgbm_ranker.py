@@ -28,6 +28,11 @@ ONNX_OPSET = 15  # the newest onnxmltools' LightGBM converter supports
 # node's default way: on Industrial that moved 97 of 50,000 scores by up to 0.06. A sentinel
 # is an ordinary (lowest) value to both, so the exported scores equal the native ones.
 MISSING = -1e9
+# Inputs keep a 16-bit mantissa. LightGBM splits at the double midpoint of two adjacent values;
+# the ONNX tree stores it as float32, which can round onto the upper value and send it the other
+# way (563 of 1.5M Industrial rows). With values 2^-16 apart (relative), no midpoint rounds onto
+# a value, so both runtimes take the same branch everywhere.
+MANTISSA_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ def _columns(frame: RankingFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     keep = [i for i, n in enumerate(frame.sparse_names) if n != "item"]
     x = np.hstack([frame.dense, frame.sparse[:, keep].astype(np.float32)])
     x = np.nan_to_num(x, nan=MISSING, posinf=-MISSING, neginf=MISSING)
+    mantissa, exponent = np.frexp(x)
+    x = np.ldexp(np.round(mantissa * 2.0**MANTISSA_BITS) / 2.0**MANTISSA_BITS, exponent)
     return np.ascontiguousarray(x, dtype=np.float32), (
         *frame.dense_names,
         *(frame.sparse_names[i] for i in keep),
