@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torchrec import EmbeddingBagCollection, EmbeddingBagConfig
 from torchrec.models.dlrm import DLRM
-from tqdm.auto import tqdm
 
 from models.dlrm_net import (
     OnnxTwin,
@@ -42,6 +41,7 @@ from models.dlrm_net import (
     to_kjt,
 )
 from models.threads import torch_threads
+from models.training import fit_epochs
 from recsys.ranking.frame import RankingFrame, group_ndcg, group_rows, select_groups
 
 ONNX_INPUTS = ("dense", "sparse")
@@ -149,32 +149,15 @@ class DLRMRanker:
             dense = torch.from_numpy(standardize(train.dense, self.mean_, self.std_))  # (N, D)
             sparse = torch.from_numpy(np.ascontiguousarray(train.sparse, dtype=np.int64))
             labels = torch.from_numpy(_labels(train))  # (N,)
-            best, best_state, since_best = -1.0, _snapshot(net), 0
-            bar = tqdm(range(1, cfg.epochs + 1), desc="dlrm", disable=not self.progress)
-            for epoch in bar:
-                tick = time.perf_counter()
-                loss = self._train_epoch(optimizer, train, dense, sparse, labels, rng)
-                ndcg = float("nan") if valid is None else group_ndcg(self.predict(valid), valid, 10)
-                self.history_.append(
-                    {
-                        "epoch": epoch,
-                        "loss": loss,
-                        "valid_ndcg@10": float(ndcg),
-                        "seconds": time.perf_counter() - tick,
-                    }
-                )
-                # Without validation groups every epoch counts as the best so far.
-                if valid is None or ndcg > best:
-                    best, best_state, since_best = ndcg, _snapshot(net), 0
-                    self.best_epoch_ = epoch
-                else:
-                    since_best += 1
-                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
-                if since_best >= cfg.patience:
-                    break
-            bar.close()
-            net.load_state_dict(best_state)
-            net.eval()
+            self.history_, self.best_epoch_ = fit_epochs(
+                net,
+                lambda: self._train_epoch(optimizer, train, dense, sparse, labels, rng),
+                None if valid is None else lambda: group_ndcg(self.predict(valid), valid, 10),
+                cfg.epochs,
+                cfg.patience,
+                "dlrm",
+                self.progress,
+            )
         self.train_seconds_ = time.perf_counter() - started
         return self
 
@@ -338,7 +321,3 @@ def _moments(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = np.nan_to_num(np.nanmean(dense, axis=0)).astype(np.float32)
         std = np.nan_to_num(np.nanstd(dense, axis=0)).astype(np.float32)
     return mean, np.where(std > 1e-6, std, 1.0).astype(np.float32)
-
-
-def _snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in net.state_dict().items()}

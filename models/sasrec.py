@@ -24,11 +24,11 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from models.base import CandidateModel, TrainingData, mask_history
 from models.sasrec_net import FullSoftmaxLoss, SASRecNet, right_aligned
 from models.threads import torch_threads
+from models.training import fit_epochs
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 from recsys.evaluation.metrics import metrics_from_ranks, target_ranks
@@ -109,32 +109,15 @@ class SASRecModel(CandidateModel):
             optimizer = _adamw(net, cfg)
             loss_fn = FullSoftmaxLoss()
             windows = training_windows(seqs, cfg.max_len, cfg.all_windows)
-            best, best_state, since_best = -1.0, _snapshot(net), 0
-            bar = tqdm(range(1, cfg.epochs + 1), desc="sasrec", disable=not self.progress)
-            for epoch in bar:
-                tick = time.perf_counter()
-                loss = self._train_epoch(optimizer, loss_fn, seqs.items, windows, rng)
-                ndcg = self.validation_ndcg(valid) if len(valid) else float("nan")
-                self.history_.append(
-                    {
-                        "epoch": epoch,
-                        "loss": loss,
-                        "valid_ndcg@10": ndcg,
-                        "seconds": time.perf_counter() - tick,
-                    }
-                )
-                # Without validation users every epoch counts as the best so far.
-                if not len(valid) or ndcg > best:
-                    best, best_state, since_best = ndcg, _snapshot(net), 0
-                    self.best_epoch_ = epoch
-                else:
-                    since_best += 1
-                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{best:.4f}")
-                if since_best >= cfg.patience:
-                    break
-            bar.close()
-            net.load_state_dict(best_state)
-            net.eval()
+            self.history_, self.best_epoch_ = fit_epochs(
+                net,
+                lambda: self._train_epoch(optimizer, loss_fn, seqs.items, windows, rng),
+                (lambda: self.validation_ndcg(valid)) if len(valid) else None,
+                cfg.epochs,
+                cfg.patience,
+                "sasrec",
+                self.progress,
+            )
         self.train_seconds_ = time.perf_counter() - started
         return self
 
@@ -342,7 +325,3 @@ def _adamw(net: SASRecNet, cfg: SASRecConfig) -> torch.optim.AdamW:
         lr=cfg.lr,
         betas=(0.9, 0.98),
     )
-
-
-def _snapshot(net: SASRecNet) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in net.state_dict().items()}
