@@ -3,7 +3,7 @@
 Trained on each user's merged retrieval candidates for the validation target (the held-out
 item labels the one positive; the other candidates are hard negatives, since every one of them
 was some source's top pick). Groups whose target the candidates missed carry no ranking signal
-and are dropped. The tree model reads ``RankingFrame.tabular()`` without the item-index column
+and are dropped. The tree model reads the dense columns and the sparse codes except the item index
 (an id is a lookup key for the DLRM's embedding, not an ordered quantity for a split).
 
 Serving scores through ONNX Runtime (``export_onnx`` + ``models.onnx_runtime.OnnxSession``); the

@@ -59,7 +59,7 @@ def evaluate_bundle(
     split = leave_one_out(encode(ds))
     eval_set = split.eval_set(which)
     retriever = bundle.retriever
-    depth = max(ns)
+    depth = max(*ns, retriever.config.depth)  # one scoring per batch serves both uses
     results: dict[str, Any] = {"sources": {}, "merged": {}}
     for source in retriever.sources:
         full = evaluate_fitted(source.model, split, which, ks)
@@ -78,7 +78,7 @@ def evaluate_bundle(
         lists, _ = retriever.source_lists(history, depth)
         for name, lst in lists.items():
             _accumulate(sums[name], candidate_recall(lst.ids, targets, ns))
-        merged, _ = retriever.retrieve(history)
+        merged = retriever.merge(lists)
         _accumulate(sums["merged"], list_metrics(merged.ids, targets, ks, ns))
         if ranking is not None:
             user_ids = [str(u) for u in bundle.user_ids[eval_set.users[rows]]]

@@ -25,7 +25,7 @@ from recsys.data.split import LeaveOneOut
 from recsys.ranking.features import FeatureSource, FrameSpec, TableFeatures
 from recsys.ranking.frame import group_ndcg, select_groups
 from recsys.ranking.ranker import Ranker
-from recsys.ranking.train import RankerTrainConfig, candidate_frames, fit_rankers
+from recsys.ranking.train import RankerTrainConfig, fit_rankers, training_frame
 from recsys.retrieval.retriever import Retriever
 
 FEATURE_REPO = "feature_repo"
@@ -60,9 +60,7 @@ def train_ranking(
     feature_version = repo.materialize(tables)
     features = TableFeatures(tables, enc)  # the offline values; serving reads the same online
     spec = FrameSpec.fit(retriever.names, enc.n_items, features.item_matrix)
-    frame, _ = candidate_frames(
-        retriever, split.valid, enc, features, spec, config, sample=True, progress=progress
-    )
+    frame = training_frame(retriever, split.valid, enc, features, spec, config, progress)
     if not len(frame.group):
         raise ValueError(
             "no validation target is among the merged candidates: nothing to train a ranker on"

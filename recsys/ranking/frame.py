@@ -57,14 +57,6 @@ class RankingFrame:
         owner = np.repeat(np.arange(len(self.group)), self.group)  # (N,) group of each row
         return np.bincount(owner, weights=self.label > 0, minlength=len(self.group))
 
-    def tabular(self) -> np.ndarray:
-        """(N, D + S) float32: dense then sparse codes, the one matrix tree models read."""
-        return np.hstack([self.dense, self.sparse.astype(np.float32)]).astype(np.float32)
-
-    @property
-    def tabular_names(self) -> tuple[str, ...]:
-        return (*self.dense_names, *self.sparse_names)
-
 
 def group_rows(counts: np.ndarray) -> np.ndarray:
     """0..c-1 for every c in ``counts``, concatenated."""

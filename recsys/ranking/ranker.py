@@ -9,7 +9,7 @@ checks. The same :meth:`Ranker.rank` orders one request (the ranking stage) and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,6 @@ class RankingStage:
     name: str = "ranking"
     reads: tuple[str, ...] = ("user_id", "history", "candidates")
     writes: tuple[str, ...] = ("ranked",)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
         history = history_of(state["history"], self.n_items)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from recsys.data.sequences import EncodedDataset
 from recsys.data.split import EvalSet
 from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
-from recsys.ranking.frame import RankingFrame, group_ndcg, select_groups
+from recsys.ranking.frame import RankingFrame, select_groups
 from recsys.retrieval.retriever import Retriever
 
 RANKERS = ("lightgbm", "dlrm")
@@ -54,24 +54,20 @@ def _concat(frames: Sequence[RankingFrame]) -> RankingFrame:
     )
 
 
-def candidate_frames(
+def training_frame(
     retriever: Retriever,
     eval_set: EvalSet,
     enc: EncodedDataset,
     features: FeatureSource,
     spec: FrameSpec,
     config: RankerTrainConfig,
-    sample: bool,
     progress: bool = False,
-) -> tuple[RankingFrame, np.ndarray]:
-    """Labelled rows for ``eval_set``'s users, and the users (eval-set rows) they cover.
-
-    ``sample`` keeps the head plus a seeded tail sample (training); otherwise every candidate
-    (evaluation, where a group must be the whole list the ranker will reorder).
-    """
+) -> RankingFrame:
+    """Labelled rows for (up to ``max_users`` of) ``eval_set``'s users: each list's head, a
+    seeded sample of its tail, and the positive; groups without their positive are dropped."""
     rng = np.random.default_rng(config.seed)
     rows = np.arange(len(eval_set))
-    if config.max_users is not None and len(rows) > config.max_users and sample:
+    if config.max_users is not None and len(rows) > config.max_users:
         rows = np.sort(rng.choice(rows, config.max_users, replace=False))
     frames: list[RankingFrame] = []
     batches = range(0, len(rows), config.batch)
@@ -80,23 +76,18 @@ def candidate_frames(
         history = eval_set.history.select(chunk)
         targets = eval_set.targets[chunk]
         batch, _ = retriever.retrieve(history)
-        keep = None
-        if sample:
-            n = batch.ids.shape[1]
-            keep = np.zeros(batch.ids.shape, dtype=bool)
-            keep[:, : config.head] = True
-            tail = n - config.head
-            if tail > 0:
-                scores = rng.random((len(chunk), tail))
-                take = np.argsort(scores, axis=1)[:, : config.tail] + config.head
-                np.put_along_axis(keep, take, True, axis=1)
-            keep |= batch.ids == targets[:, None]  # the positive, wherever it sits
+        keep = np.zeros(batch.ids.shape, dtype=bool)
+        keep[:, : config.head] = True
+        tail = batch.ids.shape[1] - config.head
+        if tail > 0:
+            take = np.argsort(rng.random((len(chunk), tail)), axis=1)[:, : config.tail]
+            np.put_along_axis(keep, take + config.head, True, axis=1)
+        keep |= batch.ids == targets[:, None]  # the positive, wherever it sits
         user_ids = [str(u) for u in enc.user_ids[eval_set.users[chunk]]]
         frame = build_frame(spec, batch, history, user_ids, features, targets, keep)
-        if sample:  # a group without its positive teaches a pairwise ranker nothing
-            frame = select_groups(frame, np.flatnonzero(frame.positives() > 0))
-        frames.append(frame)
-    return _concat(frames), rows
+        # a group without its positive teaches a pairwise ranker nothing
+        frames.append(select_groups(frame, np.flatnonzero(frame.positives() > 0)))
+    return _concat(frames)
 
 
 def fit_rankers(
@@ -121,11 +112,3 @@ def fit_rankers(
     report["rows"] = {"train": int(train.n_rows), "groups": len(train.group)}
     report["config"] = asdict(config)
     return models, report
-
-
-def ranked_ndcg(models: dict[str, Any], frame: RankingFrame) -> dict[str, float]:
-    """NDCG@10 of each ranker on labelled groups (a group without its positive counts 0)."""
-    return {name: group_ndcg(m.predict(frame), frame) for name, m in models.items()}
-
-
-__all__ = ["RankerTrainConfig", "candidate_frames", "fit_rankers", "ranked_ndcg", "select_groups"]

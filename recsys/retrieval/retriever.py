@@ -77,12 +77,18 @@ class Retriever:
             timings[source.name] = (time.perf_counter() - started) * 1000.0
         return lists, timings
 
+    def merge(self, lists: Mapping[str, SourceLists]) -> CandidateBatch:
+        """The merged list from the sources' own lists (each read ``config.depth`` deep)."""
+        cfg = self.config
+        heads = {n: SourceLists(s.ids[:, : cfg.depth], s.scores[:, : cfg.depth])
+                 for n, s in lists.items()}  # fmt: skip
+        weights = dict(cfg.fusion_weights) or None
+        return merge(heads, cfg.quota_map(self.names), cfg.total, self.names, weights)
+
     def retrieve(self, histories: Sequences) -> tuple[CandidateBatch, dict[str, float]]:
         lists, timings = self.source_lists(histories)
         started = time.perf_counter()
-        cfg = self.config
-        weights = dict(cfg.fusion_weights) or None
-        merged = merge(lists, cfg.quota_map(self.names), cfg.total, self.names, weights)
+        merged = self.merge(lists)
         timings["merge"] = (time.perf_counter() - started) * 1000.0
         return merged, timings
 
