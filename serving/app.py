@@ -1,0 +1,73 @@
+"""The app factory: routers, the one set of error handlers, metrics, and the served bundle.
+
+Run it with ``uvicorn --factory serving.app:create_app``; nothing is built at import. Tests pass
+a loaded bundle; otherwise the bundle at ``settings.bundle_path`` is loaded at start-up, and a
+bundle that fails to load leaves the app up but not ready (/readyz 503 says why).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recsys.artifacts import Bundle, BundleError, load_bundle
+from serving import errors
+from serving.health.router import router as health_router
+from serving.items.router import router as items_router
+from serving.metrics import MetricsMiddleware, ServingMetrics
+from serving.rank.router import router as rank_router
+from serving.recommend.router import router as recommend_router
+from serving.settings import ServingSettings, get_settings
+from serving.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def load_into(state: AppState, settings: ServingSettings) -> None:
+    """Load ``settings.bundle_path`` and serve it; a failure is recorded, not raised."""
+    try:
+        state.swap(load_bundle(settings.bundle_path), settings.ranker)
+    except (BundleError, ValueError, OSError) as exc:
+        state.failed(f"{settings.bundle_path}: {exc}")
+        log.error("no bundle served: %s", state.error)
+
+
+def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = ServingMetrics()
+    state = AppState(on_swap=lambda served: metrics.bundle_loaded(served.version))
+    if bundle is not None:
+        state.swap(bundle, settings.ranker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.current is None and settings.load_on_start:
+            await anyio.to_thread.run_sync(load_into, state, settings)
+        yield
+
+    app = FastAPI(
+        title="recsys-engine serving API",
+        version="1",
+        summary="Recommendations, ranking and similar items over an artifact bundle.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.serving = state
+    app.state.metrics = metrics
+    # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
+    app.add_exception_handler(RequestValidationError, errors.validation_handler)
+    app.add_exception_handler(StarletteHTTPException, errors.http_handler)
+    app.add_exception_handler(errors.ServingError, errors.serving_handler)
+    for domain_error in errors.DOMAIN_STATUS:
+        app.add_exception_handler(domain_error, errors.domain_handler)
+    app.add_exception_handler(Exception, errors.internal_handler)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in (recommend_router, rank_router, items_router, health_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,30 @@
+"""FastAPI dependencies: the served-bundle snapshot and the app's metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.metrics import ServingMetrics
+from serving.state import AppState, Served
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.serving
+    return state
+
+
+def served(request: Request) -> Served:
+    """The bundle this request uses, start to end; 503 (error shape) when none is loaded."""
+    return app_state(request).require()
+
+
+def metrics(request: Request) -> ServingMetrics:
+    m: ServingMetrics = request.app.state.metrics
+    return m
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+ServedDep = Annotated[Served, Depends(served)]
+MetricsDep = Annotated[ServingMetrics, Depends(metrics)]

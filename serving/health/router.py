@@ -1,0 +1,37 @@
+"""GET /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from serving.deps import MetricsDep, StateDep
+from serving.errors import error_responses
+from serving.health import service
+from serving.health.protocol import HealthResponse, ReadyResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="The process is up")
+def healthz() -> HealthResponse:
+    return service.health()
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    responses=error_responses(503),
+    summary="A bundle is loaded and served",
+)
+def readyz(state: StateDep) -> ReadyResponse:
+    return service.readiness(state)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def metrics(m: MetricsDep) -> Response:
+    return Response(m.render(), media_type=m.content_type)

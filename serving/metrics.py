@@ -1,0 +1,194 @@
+"""Prometheus metrics of one app, in the app's own registry (two apps never collide).
+
+Requests are counted and timed per route template (``/v1/items/{item_id}/similar``, not per
+item), pipeline stages and candidate sources are timed from the pipeline trace, and cold-start
+and fallback answers are counted by reason.
+
+The values live in this module's own collector, not in ``prometheus_client.Counter`` and
+friends: importing Feast (``feast/metrics.py``) sets ``PROMETHEUS_MULTIPROCESS_DIR`` for the
+whole process, which switches every later-created client metric to shared per-process files
+keyed by metric name, so two apps (or two registries) in one process would add into the same
+values. Plain in-memory values keep each app's registry its own whatever was imported first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+Labels = tuple[str, ...]
+
+
+class _Family:
+    """One metric family's labelled values; ``kind`` is counter, gauge or histogram."""
+
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        labels: Sequence[str],
+        kind: str,
+        buckets: Sequence[float] = (),
+    ) -> None:
+        self.name, self.doc, self.labels, self.kind = name, doc, tuple(labels), kind
+        self.buckets = tuple(float(b) for b in buckets)
+        self.values: dict[Labels, float] = {}
+        self.counts: dict[Labels, list[int]] = {}  # histogram: per bucket, +Inf last
+        self._lock = threading.Lock()
+
+    def inc(self, labels: Labels, amount: float = 1.0) -> None:
+        with self._lock:
+            self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def set(self, labels: Labels, value: float) -> None:
+        with self._lock:
+            self.values[labels] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self.values.clear()
+            self.counts.clear()
+
+    def observe(self, labels: Labels, value: float) -> None:
+        slot = bisect.bisect_left(self.buckets, value)  # first bucket with le >= value
+        with self._lock:
+            counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
+            counts[slot] += 1
+            self.values[labels] = self.values.get(labels, 0.0) + value  # the sum
+
+    def metric(self) -> Metric:
+        with self._lock:
+            values = dict(self.values)
+            counts = {k: list(v) for k, v in self.counts.items()}
+        if self.kind == "histogram":
+            hist = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+            edges = [*(floatToGoString(b) for b in self.buckets), "+Inf"]
+            for labels, per_bucket in counts.items():
+                cumulative = [sum(per_bucket[: i + 1]) for i in range(len(per_bucket))]
+                hist.add_metric(list(labels), list(zip(edges, cumulative, strict=True)),
+                                values.get(labels, 0.0))  # fmt: skip
+            return hist
+        family: Metric
+        if self.kind == "counter":
+            family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        else:
+            family = GaugeMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, value in values.items():
+            family.add_metric(list(labels), value)
+        return family
+
+
+class _AppCollector(Collector):
+    def __init__(self, families: Sequence[_Family]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield family.metric()
+
+
+class ServingMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.requests = _Family(
+            "recsys_requests", "HTTP requests by route, method and status",
+            ("endpoint", "method", "status"), "counter",
+        )  # fmt: skip
+        self.latency = _Family(
+            "recsys_request_latency_seconds", "HTTP request latency by route",
+            ("endpoint", "method"), "histogram", LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.stage_latency = _Family(
+            "recsys_stage_latency_seconds", "Pipeline stage latency, from the pipeline trace",
+            ("endpoint", "stage"), "histogram", LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.source_latency = _Family(
+            "recsys_source_latency_seconds", "Candidate source latency inside retrieval",
+            ("source",), "histogram", LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.candidates = _Family(
+            "recsys_candidates", "Candidates per request (before the top k is cut)",
+            ("endpoint",), "histogram", COUNT_BUCKETS,
+        )  # fmt: skip
+        self.fallbacks = _Family(
+            "recsys_fallbacks", "Answers that took a fallback path (cold_start, no_ranker)",
+            ("endpoint", "reason"), "counter",
+        )  # fmt: skip
+        self.bundle = _Family(
+            "recsys_bundle_info", "The served bundle version (value 1)", ("version",), "gauge"
+        )
+        self.registry = CollectorRegistry()
+        self.registry.register(
+            _AppCollector([self.requests, self.latency, self.stage_latency,
+                           self.source_latency, self.candidates, self.fallbacks, self.bundle])
+        )  # fmt: skip
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.requests.inc((endpoint, method, str(status)))
+        self.latency.observe((endpoint, method), seconds)
+
+    def observe_pipeline(
+        self,
+        endpoint: str,
+        trace: Iterable[tuple[str, float]],
+        source_ms: Mapping[str, float] | None = None,
+        candidates: int | None = None,
+    ) -> None:
+        for stage, ms in trace:
+            self.stage_latency.observe((endpoint, stage), ms / 1000.0)
+        for source, ms in (source_ms or {}).items():
+            self.source_latency.observe((source,), ms / 1000.0)
+        if candidates is not None:
+            self.candidates.observe((endpoint,), float(candidates))
+
+    def fallback(self, endpoint: str, reason: str) -> None:
+        self.fallbacks.inc((endpoint, reason))
+
+    def bundle_loaded(self, version: str) -> None:
+        self.bundle.clear()
+        self.bundle.set((version,), 1.0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # an exception that escapes every handler ends as a 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = str(getattr(route, "path", "unmatched"))
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_request(endpoint, scope["method"], status, elapsed)

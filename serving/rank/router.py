@@ -1,0 +1,24 @@
+"""POST /v1/rank."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.deps import MetricsDep, ServedDep
+from serving.errors import error_responses
+from serving.rank import service
+from serving.rank.protocol import RankRequest, RankResponse
+
+router = APIRouter(prefix="/v1", tags=["rank"])
+
+
+@router.post(
+    "/rank",
+    response_model=RankResponse,
+    response_model_exclude_unset=True,
+    responses=error_responses(422, 503),
+    summary="Rank caller-supplied items for a shopper",
+)
+def rank(body: RankRequest, served: ServedDep, metrics: MetricsDep) -> RankResponse:
+    """Orders the known given items with the bundle's ranker; unknown ids are reported back."""
+    return service.rank(served, body, metrics)

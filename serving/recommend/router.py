@@ -1,0 +1,24 @@
+"""POST /v1/recommend."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.deps import MetricsDep, ServedDep
+from serving.errors import error_responses
+from serving.recommend import service
+from serving.recommend.protocol import RecommendRequest, RecommendResponse
+
+router = APIRouter(prefix="/v1", tags=["recommend"])
+
+
+@router.post(
+    "/recommend",
+    response_model=RecommendResponse,
+    response_model_exclude_unset=True,
+    responses=error_responses(422, 503),
+    summary="Recommend items for a shopper",
+)
+def recommend(body: RecommendRequest, served: ServedDep, metrics: MetricsDep) -> RecommendResponse:
+    """Retrieval over every candidate source, merged, then ranked by the bundle's ranker."""
+    return service.recommend(served, body, metrics)
