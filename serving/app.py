@@ -17,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.artifacts import Bundle, BundleError, load_bundle
+from recsys.events import EventLog
 from serving import errors
+from serving.events.router import router as events_router
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
 from serving.metrics import MetricsMiddleware, ServingMetrics
@@ -41,7 +43,8 @@ def load_into(state: AppState, settings: ServingSettings) -> None:
 def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = ServingMetrics()
-    state = AppState(on_swap=lambda served: metrics.bundle_loaded(served.version))
+    events = EventLog(settings.events_path)
+    state = AppState(on_swap=lambda served: metrics.bundle_loaded(served.version), events=events)
     if bundle is not None:
         state.swap(bundle, settings.ranker)
 
@@ -50,11 +53,12 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
         if state.current is None and settings.load_on_start:
             await anyio.to_thread.run_sync(load_into, state, settings)
         yield
+        events.close()
 
     app = FastAPI(
         title="recsys-engine serving API",
         version="1",
-        summary="Recommendations, ranking and similar items over an artifact bundle.",
+        summary="Recommendations, ranking, similar items and events over an artifact bundle.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -68,6 +72,6 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
         app.add_exception_handler(domain_error, errors.domain_handler)
     app.add_exception_handler(Exception, errors.internal_handler)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for router in (recommend_router, rank_router, items_router, health_router):
+    for router in (recommend_router, rank_router, items_router, events_router, health_router):
         app.include_router(router)
     return app

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.artifacts import BundleError
+from recsys.events import EventConflictError, InvalidEventError, UnknownEventItemError
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,18 @@ class NoBundleError(ServingError):
     status, type = 503, "unavailable"
 
 
+class NoEventLogError(ServingError):
+    status, type = 503, "unavailable"
+
+
 # Domain errors from recsys/ and their HTTP statuses: the one place they are mapped.
+# Events: an unknown item_id is 422 (the body refers to nothing; /v1/events itself exists, so
+# 404 would read as a wrong route), a reused event_id with another body 409.
 DOMAIN_STATUS: dict[type[Exception], tuple[int, str]] = {
     BundleError: (503, "bundle_error"),
+    UnknownEventItemError: (422, "unknown_item"),
+    EventConflictError: (409, "conflict"),
+    InvalidEventError: (422, "invalid_request"),
 }
 HTTP_TYPES = {
     400: "bad_request",
@@ -68,6 +78,7 @@ HTTP_TYPES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     422: "invalid_request",
     503: "unavailable",
 }
@@ -125,7 +136,7 @@ async def serving_handler(request: Request, exc: Exception) -> JSONResponse:
 async def domain_handler(request: Request, exc: Exception) -> JSONResponse:
     for kind, (status, type_) in DOMAIN_STATUS.items():
         if isinstance(exc, kind):
-            return error_json(status, type_, str(exc))
+            return error_json(status, type_, str(exc), getattr(exc, "param", None))
     return await internal_handler(request, exc)
 
 

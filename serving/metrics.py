@@ -127,13 +127,18 @@ class ServingMetrics:
             "recsys_fallbacks", "Answers that took a fallback path (cold_start, no_ranker)",
             ("endpoint", "reason"), "counter",
         )  # fmt: skip
+        self.events = _Family(
+            "recsys_events", "Events logged by POST /v1/events, by type and outcome "
+            "(applied, duplicate)", ("event", "outcome"), "counter",
+        )  # fmt: skip
         self.bundle = _Family(
             "recsys_bundle_info", "The served bundle version (value 1)", ("version",), "gauge"
         )
         self.registry = CollectorRegistry()
         self.registry.register(
             _AppCollector([self.requests, self.latency, self.stage_latency,
-                           self.source_latency, self.candidates, self.fallbacks, self.bundle])
+                           self.source_latency, self.candidates, self.fallbacks, self.events,
+                           self.bundle])
         )  # fmt: skip
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -156,6 +161,9 @@ class ServingMetrics:
 
     def fallback(self, endpoint: str, reason: str) -> None:
         self.fallbacks.inc((endpoint, reason))
+
+    def event(self, event: str, duplicate: bool) -> None:
+        self.events.inc((event, "duplicate" if duplicate else "applied"))
 
     def bundle_loaded(self, version: str) -> None:
         self.bundle.clear()

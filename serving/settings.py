@@ -27,6 +27,11 @@ class ServingSettings(BaseSettings):
         default=True,
         description="Load bundle_path at start-up when the app was not given a bundle.",
     )
+    events_path: Path = Field(
+        default=Path("var/serving/events.sqlite"),
+        description="SQLite event log of POST /v1/events (WAL), replayed at start; "
+        "RECSYS_EVENTS_PATH.",
+    )
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="Key for the /admin routes; they are off while it is unset (no default).",

@@ -137,7 +137,7 @@ def _evaluate_bundle(
 
 
 def _register_groups() -> None:
-    from recsys.cli import demo, train  # noqa: F401 - they register their commands
+    from recsys.cli import demo, serve, train  # noqa: F401 - they register their commands
     from recsys.cli.data import data_app
 
     app.add_typer(data_app, name="data")

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recsys.cli.app import _jsonable, app, metrics_table, user_errors
 
+if TYPE_CHECKING:
+    from recsys.data.contract import Dataset
+
 FAST_SOURCES = ("popular", "covisit", "als", "text", "attributes")
+
+
+def synthetic_shop(
+    data_dir: Path, users: int, items: int, seed: int, say: Callable[[str], object] = print
+) -> Dataset:
+    """The synthetic shop at ``data_dir``, generated unless one with these settings is there."""
+    from recsys.data.contract import load_dataset
+    from recsys.data.synth import generate
+
+    wanted = {"seed": seed, "users": users, "items": items}
+    meta_file = data_dir / "meta.json"
+    existing = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    if not all(existing.get(k) == v for k, v in wanted.items()):
+        say(f"generating the synthetic shop: {users:,} users, {items:,} items")
+        generate(users=users, items=items, seed=seed, progress=True).save(data_dir)
+    ds = load_dataset(data_dir)
+    say(f"dataset {data_dir}: {ds.counts()}")
+    return ds
 
 
 @app.command()
@@ -31,20 +53,10 @@ def demo(
         from rich.table import Table
 
         from recsys.artifacts import TrainConfig, load_bundle, train_bundle
-        from recsys.data.contract import load_dataset
-        from recsys.data.synth import generate
         from recsys.evaluation.retrieval import evaluate_bundle
 
         console = Console(width=140)
-        data_dir = out / "synthetic-shop"
-        wanted = {"seed": seed, "users": users, "items": items}
-        meta_file = data_dir / "meta.json"
-        existing = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        if not all(existing.get(k) == v for k, v in wanted.items()):
-            console.print(f"generating the synthetic shop: {users:,} users, {items:,} items")
-            generate(users=users, items=items, seed=seed, progress=True).save(data_dir)
-        ds = load_dataset(data_dir)
-        console.print(f"dataset {data_dir}: {ds.counts()}")
+        ds = synthetic_shop(out / "synthetic-shop", users, items, seed, console.print)
 
         sources = (*FAST_SOURCES, "sasrec") if sasrec else FAST_SOURCES
         config = TrainConfig(sources=sources, seed=seed)

@@ -32,7 +32,11 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> ServingSettings:
-    return ServingSettings(bundle_path=tmp_path / "no-bundle-here", load_on_start=False)
+    return ServingSettings(
+        bundle_path=tmp_path / "no-bundle-here",
+        events_path=tmp_path / "events.sqlite",
+        load_on_start=False,
+    )
 
 
 @pytest.fixture()

@@ -59,7 +59,9 @@ def test_no_bundle_means_not_ready_until_a_swap(settings: ServingSettings, bundl
 
 
 def test_a_bundle_that_fails_to_load_is_named_by_readyz(tmp_path: Path) -> None:
-    settings = ServingSettings(bundle_path=tmp_path / "missing")
+    settings = ServingSettings(
+        bundle_path=tmp_path / "missing", events_path=tmp_path / "events.sqlite"
+    )
     with TestClient(create_app(settings)) as client:  # runs the start-up load
         error = assert_error(client.get("/readyz"), 503)
         assert "manifest.json" in error["message"] and "missing" in error["message"]

@@ -1,0 +1,49 @@
+"""`recsys serve`: serve a bundle over HTTP, training one on the synthetic shop if none exists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recsys.cli.app import app, user_errors
+
+EXAMPLES = """\
+example requests:
+  curl -s {url}/readyz
+  curl -s {url}/v1/recommend -H 'content-type: application/json' \\
+      -d '{{"user_id": "{user}", "k": 5, "explain": true, "trace": true}}'
+  curl -s '{url}/v1/items/{item}/similar?k=5'
+  curl -s {url}/metrics
+  open {url}/docs for the OpenAPI page"""
+
+
+@app.command()
+def serve(
+    bundle: Annotated[Path, typer.Option(help="Bundle to serve.")] = Path("var/demo/bundle"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
+    users: Annotated[int, typer.Option(min=10, help="Synthetic shop users, if training.")] = 20_000,
+    items: Annotated[int, typer.Option(min=20, help="Synthetic shop items, if training.")] = 4_000,
+    seed: Annotated[int, typer.Option(help="Seed, if training.")] = 0,
+) -> None:
+    """Serve the ranking API on a bundle; train one on the synthetic shop first if it is missing."""
+    with user_errors():
+        import uvicorn
+
+        from recsys.artifacts import TrainConfig, load_bundle, train_bundle
+        from recsys.cli.demo import FAST_SOURCES, synthetic_shop
+
+        if not (bundle / "manifest.json").is_file():
+            typer.echo(f"no bundle at {bundle}: training one on the synthetic shop")
+            ds = synthetic_shop(bundle.parent / "synthetic-shop", users, items, seed, typer.echo)
+            train_bundle(ds, bundle, TrainConfig(sources=FAST_SOURCES, seed=seed), progress=True)
+        loaded = load_bundle(bundle)  # fails here, by name, rather than in every worker
+        url = f"http://{host}:{port}"
+        typer.echo(f"serving {loaded.version} on {url}")
+        typer.echo(EXAMPLES.format(url=url, user=loaded.user_ids[0], item=loaded.item_ids[0]))
+        os.environ["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())  # read by each worker
+        uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)
