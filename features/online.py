@@ -111,6 +111,11 @@ class OnlineFeatures:
             cache.move_to_end(uid)
         return out
 
+    def forget(self, user_ids: Sequence[str]) -> None:
+        """Drop cached rows so the next read sees what was pushed for these users."""
+        for uid in user_ids:
+            self._users.pop(uid, None)
+
     # ------------------------------------------------------------------ versions
 
     def refresh(self) -> bool:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from models.attributes import coverage as attribute_coverage
 from models.base import TrainingData, VectorModel
 from models.registry import make_model
+from recsys.catalog import Catalog, catalog_frame
 from recsys.data.contract import Dataset
 from recsys.data.sequences import EncodedDataset, Sequences, encode
 from recsys.data.split import leave_one_out
@@ -107,10 +108,21 @@ class Bundle:
     user_ids: np.ndarray  # (U,) str
     sequences: Sequences  # every user's full history at training time
     ranking: Ranking | None = None  # rankers, their features and the default one
+    catalog: Catalog | None = None  # what filters and search read; item_id only in old bundles
 
     @property
     def version(self) -> str:
         return str(self.manifest["version"])
+
+    def __post_init__(self) -> None:
+        if self.catalog is None:
+            self.catalog = Catalog(item_ids=self.item_ids)
+
+    @property
+    def items(self) -> Catalog:
+        """The catalog (item ids alone when the bundle kept no catalog columns)."""
+        assert self.catalog is not None  # set in __post_init__
+        return self.catalog
 
     def user_index(self) -> dict[str, int]:
         return {str(u): i for i, u in enumerate(self.user_ids)}
@@ -244,7 +256,9 @@ def train_bundle(
             entry["index"] = f"indexes/{source.name}.faiss"
             source.index.save(path / entry["index"])
         files[source.name] = entry
-    pd.DataFrame({"item_id": enc.item_ids}).to_parquet(path / "items.parquet", index=False)
+    # item_id plus the catalog columns the dataset has, in item-index order (serving filters on
+    # them and search matches them)
+    catalog_frame(ds.items).to_parquet(path / "items.parquet", index=False)
     pd.DataFrame({"user_id": enc.user_ids}).to_parquet(path / "users.parquet", index=False)
     seqs = enc.sequences
     np.savez(
@@ -357,7 +371,8 @@ def load_bundle(path: str | Path) -> Bundle:
             index = VectorIndex.load(root / entry["index"])
         sources.append(CandidateSource(name, model, index, needs_history=entry["needs_history"]))
     retrieval = RetrievalConfig(**_retrieval_args(manifest["config"]["retrieval"]))
-    item_ids = pd.read_parquet(root / "items.parquet")["item_id"].to_numpy(dtype=object)
+    catalog = Catalog.from_frame(pd.read_parquet(root / "items.parquet"))
+    item_ids = catalog.item_ids
     ranking = None
     if manifest.get("ranking"):
         ranking = load_ranking(root, manifest["ranking"], item_ids)
@@ -373,6 +388,7 @@ def load_bundle(path: str | Path) -> Bundle:
         user_ids=pd.read_parquet(root / "users.parquet")["user_id"].to_numpy(dtype=object),
         sequences=sequences,
         ranking=ranking,
+        catalog=catalog,
     )
 
 

@@ -207,6 +207,7 @@ class SessionState:
     position: int = 0  # the last log position applied by sync()
     _first: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _purchased: dict[str, set[int]] = field(default_factory=dict, repr=False)
     _arrivals: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -258,6 +259,8 @@ class SessionState:
         assert event.ts is not None
         self._arrivals += 1
         key = (event.ts, self._arrivals)
+        if event.event == "purchase":
+            self._purchased.setdefault(event.user_id, set()).add(index)
         seen = self._first.setdefault(event.user_id, {})
         if index not in seen or key < seen[index]:
             seen[index] = key
@@ -272,6 +275,11 @@ class SessionState:
                 ordered = sorted(seen, key=seen.__getitem__)
                 cached = self._cache[user_id] = np.asarray(ordered, dtype=np.int32)
             return cached
+
+    def purchased(self, user_id: str) -> set[int]:
+        """Item indexes ``user_id`` bought through events (excluded from their lists)."""
+        with self._lock:
+            return set(self._purchased.get(user_id, ()))
 
     @property
     def users(self) -> list[str]:

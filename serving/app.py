@@ -17,14 +17,20 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.artifacts import Bundle, BundleError, load_bundle
+from recsys.catalog import CatalogError
+from recsys.decision import load_decision_config
+from recsys.decision.log import DecisionLog
 from recsys.events import EventLog
 from serving import errors
+from serving.admin.router import router as admin_router
+from serving.admin.service import BundleWatcher, Reloader
 from serving.events.router import router as events_router
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.rank.router import router as rank_router
 from serving.recommend.router import router as recommend_router
+from serving.search.router import router as search_router
 from serving.settings import ServingSettings, get_settings
 from serving.state import AppState
 
@@ -35,7 +41,7 @@ def load_into(state: AppState, settings: ServingSettings) -> None:
     """Load ``settings.bundle_path`` and serve it; a failure is recorded, not raised."""
     try:
         state.swap(load_bundle(settings.bundle_path), settings.ranker)
-    except (BundleError, ValueError, OSError) as exc:
+    except (BundleError, CatalogError, ValueError, OSError) as exc:
         state.failed(f"{settings.bundle_path}: {exc}")
         log.error("no bundle served: %s", state.error)
 
@@ -44,16 +50,32 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
     settings = settings or get_settings()
     metrics = ServingMetrics()
     events = EventLog(settings.events_path)
-    state = AppState(on_swap=lambda served: metrics.bundle_loaded(served.version), events=events)
+    state = AppState(
+        on_swap=lambda served: metrics.bundle_loaded(served.version),
+        events=events,
+        decision=load_decision_config(settings.decision_config),  # a bad file fails here
+        push_features=settings.push_events_to_feast,
+    )
     if bundle is not None:
         state.swap(bundle, settings.ranker)
+    decisions = DecisionLog(settings.decision_log_path) if settings.decision_log_path else None
+    reloader = Reloader(state, settings.bundle_path, settings.ranker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.current is None and settings.load_on_start:
             await anyio.to_thread.run_sync(load_into, state, settings)
+        watcher = None
+        if settings.reload_poll_seconds > 0:
+            watcher = BundleWatcher(reloader, settings.bundle_path, settings.reload_poll_seconds)
+            watcher.start()
         yield
+        if watcher is not None:
+            watcher.stop()
+        state.close()
         events.close()
+        if decisions is not None:
+            decisions.close()
 
     app = FastAPI(
         title="recsys-engine serving API",
@@ -64,6 +86,8 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
     app.state.settings = settings
     app.state.serving = state
     app.state.metrics = metrics
+    app.state.decision_log = decisions
+    app.state.reloader = reloader
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_handler)
@@ -72,6 +96,9 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
         app.add_exception_handler(domain_error, errors.domain_handler)
     app.add_exception_handler(Exception, errors.internal_handler)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for router in (recommend_router, rank_router, items_router, events_router, health_router):
+    routers = [recommend_router, search_router, rank_router, items_router, events_router]
+    for router in (*routers, health_router):
         app.include_router(router)
+    if settings.admin_api_key is not None:  # no key, no admin routes
+        app.include_router(admin_router)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from recsys.decision.log import DecisionLog
 from serving.metrics import ServingMetrics
 from serving.state import AppState, Served
 
@@ -25,6 +26,12 @@ def metrics(request: Request) -> ServingMetrics:
     return m
 
 
+def decision_log(request: Request) -> DecisionLog | None:
+    log: DecisionLog | None = request.app.state.decision_log
+    return log
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 ServedDep = Annotated[Served, Depends(served)]
 MetricsDep = Annotated[ServingMetrics, Depends(metrics)]
+DecisionLogDep = Annotated[DecisionLog | None, Depends(decision_log)]

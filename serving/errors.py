@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.artifacts import BundleError
+from recsys.catalog import CatalogError
 from recsys.events import EventConflictError, InvalidEventError, UnknownEventItemError
+from recsys.search.stage import SearchUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ DOMAIN_STATUS: dict[type[Exception], tuple[int, str]] = {
     UnknownEventItemError: (422, "unknown_item"),
     EventConflictError: (409, "conflict"),
     InvalidEventError: (422, "invalid_request"),
+    CatalogError: (422, "invalid_request"),  # a filter naming a brand/category/column not there
+    SearchUnavailableError: (503, "unavailable"),
 }
 HTTP_TYPES = {
     400: "bad_request",

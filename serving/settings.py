@@ -32,6 +32,27 @@ class ServingSettings(BaseSettings):
         description="SQLite event log of POST /v1/events (WAL), replayed at start; "
         "RECSYS_EVENTS_PATH.",
     )
+    decision_config: Path | None = Field(
+        default=None,
+        description="YAML/JSON business rules of the decision layer (see "
+        "serving/decision.example.yaml); None = defaults; RECSYS_DECISION_CONFIG.",
+    )
+    decision_log_path: Path | None = Field(
+        default=Path("var/serving/decisions.jsonl"),
+        description="JSON-lines decision log (shown items with propensities, removed ones with "
+        "why); None = no log; RECSYS_DECISION_LOG_PATH.",
+    )
+    reload_poll_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Check bundle_path's manifest this often and reload when it changes "
+        "(every worker does); 0 = off; RECSYS_RELOAD_POLL_SECONDS.",
+    )
+    push_events_to_feast: bool = Field(
+        default=False,
+        description="Push acknowledged events to the bundle's Feast online store (its "
+        "user_activity rows) from a background thread; RECSYS_PUSH_EVENTS_TO_FEAST.",
+    )
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="Key for the /admin routes; they are off while it is unset (no default).",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.pipeline import Result
-from recsys.ranking.ranker import Ranked
+from recsys.decision import Decision, DecisionRequest, Filters
+from recsys.decision.log import DecisionLog, decision_record
+from recsys.pipeline import Pipeline, Result
 from recsys.retrieval.merge import CandidateBatch
+
+if TYPE_CHECKING:
+    from serving.metrics import ServingMetrics
+    from serving.state import Served
 
 
 class ScoredItem(BaseModel):
@@ -25,40 +31,102 @@ class ScoredItem(BaseModel):
     )
 
 
-def ordered(state: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(item indexes, scores, candidate slots) of a result, best first, empty slots dropped."""
-    batch: CandidateBatch = state["candidates"]
-    ranked: Ranked | None = state.get("ranked")
-    if ranked is not None:
-        ids, scores, slots = ranked.ids[0], ranked.scores[0], ranked.order[0]
-    else:
-        ids, scores = batch.ids[0], batch.fused[0]
-        slots = np.arange(len(ids))
-    keep = ids >= 0
-    return ids[keep], scores[keep], slots[keep]
+class FilterSpec(BaseModel):
+    """Caller filters, applied after ranking; removed items are reported in the decision log."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" is not 5: the schema says
+
+    price_min: float | None = Field(default=None, ge=0, description="Lowest price allowed.")
+    price_max: float | None = Field(default=None, ge=0, description="Highest price allowed.")
+    categories: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Category paths such as 'Fashion > Outerwear'; an item under any passes.",
+    )
+    brands: list[str] = Field(
+        default_factory=list, max_length=50, description="Brands allowed (any case)."
+    )
+    in_stock: bool | None = Field(
+        default=None,
+        description="true: in-stock items only; false: out-of-stock ones too; "
+        "null: the server's rule (hides them by default).",
+    )
+    exclude_purchased: bool | None = Field(
+        default=None,
+        description="Leave out what the shopper bought; null: the server's rule (on by default).",
+    )
+    exclude_item_ids: list[str] = Field(
+        default_factory=list, max_length=1000, description="Item ids never to return."
+    )
+
+    def to_filters(self) -> Filters:
+        """The decision layer's filters; a price range upside down is a CatalogError (422)."""
+        return Filters(
+            price_min=self.price_min,
+            price_max=self.price_max,
+            categories=tuple(self.categories),
+            brands=tuple(self.brands),
+            in_stock=self.in_stock,
+            exclude_purchased=self.exclude_purchased,
+            exclude_item_ids=tuple(self.exclude_item_ids),
+        )
 
 
-def reasons(batch: CandidateBatch, slot: int) -> list[str]:
+class DecisionLogEntry(BaseModel):
+    item_id: str = Field(description="Catalog item id.")
+    action: Literal["shown", "removed"] = Field(description="Whether the item made the list.")
+    reason: str = Field(description="Why: 'ranked', 'exploration ...', 'out of stock', ...")
+    score: float = Field(description="The item's score when the decision was made.")
+    position: int | None = Field(default=None, description="0-based slot (shown items).")
+    propensity: float | None = Field(
+        default=None, description="Probability the item was shown in this slot (shown items)."
+    )
+
+
+def request_of(
+    k: int | None, filters: FilterSpec | None, explore: bool, request_id: str
+) -> DecisionRequest:
+    spec = filters or FilterSpec()
+    return DecisionRequest(
+        k=k if k is not None else 1_000_000,
+        filters=spec.to_filters(),
+        explore=explore,
+        request_id=request_id,
+    )
+
+
+def reasons(batch: CandidateBatch, slot: int, decided: str) -> list[str]:
     found = batch.found_by(0, slot)
-    if not found:  # /v1/rank: a given item outside every source's list
-        return ["not found by any source (ranked as given)"]
-    return [f"found by {', '.join(found)}"]
+    out = [f"found by {', '.join(found)}"] if found else ["not found by any source (as given)"]
+    return out + ([decided] if decided != "ranked" else [])
 
 
-def scored_items(
-    item_ids: np.ndarray, state: Mapping[str, Any], k: int | None, explain: bool
-) -> list[ScoredItem]:
-    """The top ``k`` (all when None) of a pipeline result as response items."""
-    ids, scores, slots = ordered(state)
+def scored_items(item_ids: np.ndarray, state: Mapping[str, Any], explain: bool) -> list[ScoredItem]:
+    """The decision's shown items as response items, in order."""
+    decision: Decision = state["decision"]
     batch: CandidateBatch = state["candidates"]
-    top = slice(0, k)
+    shown = [e for e in decision.entries if e.action == "shown"]
     out = []
-    for i, score, slot in zip(ids[top], scores[top], slots[top], strict=True):
-        item = ScoredItem(item_id=str(item_ids[i]), score=float(score))
+    for entry, slot in zip(shown, decision.slots, strict=True):
+        item = ScoredItem(item_id=str(item_ids[entry.item]), score=entry.score)
         if explain:  # set only when asked, so it is absent from the JSON otherwise
-            item.reasons = reasons(batch, int(slot))
+            item.reasons = reasons(batch, int(slot), entry.reason)
         out.append(item)
     return out
+
+
+def decision_entries(item_ids: np.ndarray, decision: Decision) -> list[DecisionLogEntry]:
+    return [
+        DecisionLogEntry(
+            item_id=str(item_ids[e.item]),
+            action=e.action,
+            reason=e.reason,
+            score=e.score,
+            position=e.position,
+            propensity=e.propensity,
+        )
+        for e in decision.entries
+    ]
 
 
 def trace_ms(result: Result) -> dict[str, float]:
@@ -68,3 +136,66 @@ def trace_ms(result: Result) -> dict[str, float]:
 
 def candidate_count(state: Mapping[str, Any]) -> int:
     return int((state["candidates"].ids[0] >= 0).sum())
+
+
+class ListResponse(BaseModel):
+    """What every list endpoint answers with."""
+
+    model_version: str = Field(description="Version of the artifact bundle that answered.")
+    request_id: str = Field(description="Id of this decision in the decision log.")
+    items: list[ScoredItem] = Field(description="The items shown, best first.")
+    decisions: list[DecisionLogEntry] | None = Field(
+        default=None,
+        description="Why each item was shown or removed (explain=true only): shown items in "
+        "order, then removed ones, best score first.",
+    )
+    trace: dict[str, float] | None = Field(
+        default=None, description="{stage: milliseconds} (trace=true only)."
+    )
+
+
+def new_request_id(given: str | None) -> str:
+    return given or uuid.uuid4().hex
+
+
+def run_list(
+    served: Served,
+    pipeline: Pipeline,
+    inputs: dict[str, Any],
+    *,
+    endpoint: str,
+    metrics: ServingMetrics,
+    log: DecisionLog | None,
+) -> Result:
+    """Run one list pipeline on the served bundle, count it, and log its decision."""
+    with served.lock:
+        result = pipeline.run(inputs)
+    state = result.state
+    metrics.observe_pipeline(
+        endpoint, result.trace, state["source_timings"], candidate_count(state)
+    )
+    if log is not None:
+        request: DecisionRequest = inputs["request"]
+        log.append(
+            decision_record(
+                state["decision"],
+                served.bundle.item_ids,
+                request_id=request.request_id,
+                user_id=str(inputs["user_id"]),
+                endpoint=endpoint,
+                model_version=served.version,
+            )
+        )
+    return result
+
+
+def fill(
+    response: ListResponse, served: Served, result: Result, explain: bool, trace: bool
+) -> None:
+    """Set the items, and the decision log and trace when asked (absent from the JSON otherwise)."""
+    item_ids = served.bundle.item_ids
+    response.items = scored_items(item_ids, result.state, explain)
+    if explain:
+        response.decisions = decision_entries(item_ids, result.state["decision"])
+    if trace:
+        response.trace = trace_ms(result)

@@ -21,10 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from recsys.artifacts import Bundle
+from recsys.decision import DecisionConfig, DecisionStage
+from recsys.decision.stage import PurchaseLookup
 from recsys.events import Event, EventLog, LiveHistoryStage, SessionState, with_history
 from recsys.pipeline import Pipeline
 from recsys.retrieval.sources import CandidateSource
+from recsys.search.stage import query_stage, search_pipeline
 from serving.errors import NoBundleError, NoEventLogError
+from serving.feed import FeatureFeed
 
 SIMILAR_SOURCES = ("covisit", "als", "attributes", "popular")  # first available answers
 
@@ -32,12 +36,14 @@ SIMILAR_SOURCES = ("covisit", "als", "attributes", "popular")  # first available
 @dataclass(frozen=True)
 class Served:
     bundle: Bundle
-    recommend: Pipeline  # user_id -> history -> retrieval [-> ranking]
-    rank: Pipeline  # user_id, given -> history -> given candidates [-> ranking]
+    recommend: Pipeline  # user_id, request -> history -> retrieval [-> ranking] -> decision
+    rank: Pipeline  # user_id, given, request -> history -> given [-> ranking] -> decision
+    search: Pipeline  # user_id, query, request -> query retrieval -> decision
     item_index: dict[str, int]
     ranker: str | None  # the ranker in the pipelines; None = merged order
     similar_source: CandidateSource
     session: SessionState  # events since the bundle's snapshot, read by both pipelines
+    feed: FeatureFeed | None = None  # pushes acknowledged events to the Feast online store
     loaded_at: float = field(default_factory=time.time)
     # Models, ONNX sessions and the online-feature cache are not made for concurrent calls:
     # requests of one bundle take turns through them.
@@ -49,9 +55,18 @@ class Served:
 
     @classmethod
     def build(
-        cls, bundle: Bundle, ranker: str | None = None, events: EventLog | None = None
+        cls,
+        bundle: Bundle,
+        ranker: str | None = None,
+        events: EventLog | None = None,
+        decision: DecisionConfig | None = None,
+        push_features: bool = False,
     ) -> Served:
-        """Everything one bundle serves; the session is ``events`` replayed (empty without)."""
+        """Everything one bundle serves; the session is ``events`` replayed (empty without).
+
+        Raises (and so refuses the bundle) when the decision rules name a brand or category
+        its catalog lacks.
+        """
         from serving.rank.service import rank_pipeline
 
         name = None
@@ -64,26 +79,63 @@ class Served:
             if events is None
             else SessionState.replay(events, bundle)
         )
-        live = LiveHistoryStage(bundle.user_index(), bundle.sequences, session, events)
+        users = bundle.user_index()
+        live = LiveHistoryStage(users, bundle.sequences, session, events)
+        config = decision or DecisionConfig()
+        purchases = PurchaseLookup(users, bundle.sequences, session)
+
+        def decided(pipeline: Pipeline) -> Pipeline:
+            stage = DecisionStage(bundle.items, config, purchases, ranked=name is not None)
+            return Pipeline([*pipeline.stages, stage], inputs=[*pipeline.inputs, "request"])
+
+        search_decision = DecisionStage(bundle.items, config, purchases, ranked=False)
+        feed = None
+        if push_features and bundle.ranking is not None:
+            feed = feature_feed(bundle).start(replay=events)
         return cls(
             bundle=bundle,
             # bundle.pipeline raises ValueError for an unknown ranker
-            recommend=with_history(bundle.pipeline(name), live),
-            rank=with_history(rank_pipeline(bundle, name), live),
+            recommend=decided(with_history(bundle.pipeline(name), live)),
+            rank=decided(with_history(rank_pipeline(bundle, name), live)),
+            search=search_pipeline(query_stage(bundle), search_decision),
             item_index=session.item_index,
             ranker=name,
             similar_source=similar or bundle.retriever.sources[0],
             session=session,
+            feed=feed,
         )
+
+
+def feature_feed(bundle: Bundle) -> FeatureFeed:
+    """A feed pushing events into the bundle's Feast repository (its own store instance)."""
+    from features.push import EventPusher, snapshot_history
+    from features.store import FeatureRepo
+    from recsys.data.sequences import EncodedDataset
+    from recsys.data.split import leave_one_out
+    from recsys.ranking.bundle import FEATURE_REPO
+
+    assert bundle.ranking is not None
+    enc = EncodedDataset(bundle.user_ids, bundle.item_ids, bundle.sequences)
+    # the stored user rows were built from the training split of the snapshot
+    history = snapshot_history(bundle.user_ids, bundle.item_ids, leave_one_out(enc).train)
+    pusher = EventPusher(FeatureRepo(bundle.path / FEATURE_REPO), history)
+    online = bundle.ranking.features
+    return FeatureFeed(pusher, on_pushed=getattr(online, "forget", lambda users: None))
 
 
 class AppState:
     """Holds the served bundle (or why there is none); ``swap`` replaces it atomically."""
 
     def __init__(
-        self, on_swap: Callable[[Served], None] | None = None, events: EventLog | None = None
+        self,
+        on_swap: Callable[[Served], None] | None = None,
+        events: EventLog | None = None,
+        decision: DecisionConfig | None = None,
+        push_features: bool = False,
     ) -> None:
         self._served: Served | None = None
+        self.push_features = push_features
+        self.decision = decision or DecisionConfig()
         self._error: str | None = None
         self._swap_lock = threading.Lock()
         self._on_swap = on_swap
@@ -111,12 +163,19 @@ class AppState:
         Everything is built before the switch, so a bundle that fails to build is never served
         and the previous one stays.
         """
-        served = Served.build(new_bundle, ranker, self.events)
+        served = Served.build(new_bundle, ranker, self.events, self.decision, self.push_features)
         with self._swap_lock:
             old, self._served, self._error = self._served, served, None
             if self._on_swap is not None:
                 self._on_swap(served)
+        if old is not None and old.feed is not None:
+            old.feed.close()
         return old
+
+    def close(self) -> None:
+        served = self._served
+        if served is not None and served.feed is not None:
+            served.feed.close()
 
     def failed(self, message: str) -> None:
         """Record a load failure (kept while nothing is served, shown by /readyz)."""
@@ -134,4 +193,6 @@ class AppState:
         served.session.item(event.item_id)  # UnknownEventItemError before any write
         fresh = self.events.append(event)
         served.session.sync(self.events)  # this event, and any another worker logged
+        if fresh and served.feed is not None:
+            served.feed.submit(self.events.get(event.event_id) or event)  # with its ts
         return fresh

@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from recsys.cli.app import app, user_errors
+
+if TYPE_CHECKING:
+    from recsys.artifacts import Bundle
 
 EXAMPLES = """\
 example requests:
   curl -s {url}/readyz
   curl -s {url}/v1/recommend -H 'content-type: application/json' \\
       -d '{{"user_id": "{user}", "k": 5, "explain": true, "trace": true}}'
+  curl -s {url}/v1/search -H 'content-type: application/json' \\
+      -d '{{"query": "{query}", "k": 5, "filters": {{"price_max": 100}}}}'
+  curl -s {url}/v1/rank -H 'content-type: application/json' \\
+      -d '{{"user_id": "{user}", "item_ids": ["{item}", "{item2}", "no-such-item"]}}'
+  curl -s {url}/v1/events -H 'content-type: application/json' \\
+      -d '{{"event_id": "e-1", "user_id": "{user}", "item_id": "{item}", "event": "purchase"}}'
   curl -s '{url}/v1/items/{item}/similar?k=5'
   curl -s {url}/metrics
-  open {url}/docs for the OpenAPI page"""
+  open {url}/docs for the OpenAPI page
+  admin (with RECSYS_ADMIN_API_KEY set): curl -s -X POST {url}/admin/reload \\
+      -H "X-API-Key: $RECSYS_ADMIN_API_KEY" -H 'content-type: application/json' -d '{{}}'"""
+
+
+def _example_query(loaded: Bundle) -> str:
+    category = loaded.items.category
+    if category is None or not len(category):
+        return "gift"
+    return str(category[0]).split(" > ")[-1].lower()
 
 
 @app.command()
@@ -44,6 +62,14 @@ def serve(
         loaded = load_bundle(bundle)  # fails here, by name, rather than in every worker
         url = f"http://{host}:{port}"
         typer.echo(f"serving {loaded.version} on {url}")
-        typer.echo(EXAMPLES.format(url=url, user=loaded.user_ids[0], item=loaded.item_ids[0]))
+        typer.echo(
+            EXAMPLES.format(
+                url=url,
+                user=loaded.user_ids[0],
+                item=loaded.item_ids[0],
+                item2=loaded.item_ids[1],
+                query=_example_query(loaded),
+            )
+        )
         os.environ["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())  # read by each worker
         uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)

@@ -13,7 +13,7 @@ EventName = Literal["view", "click", "cart", "purchase", "rating"]
 
 
 class EventRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" is not 5: the schema says
 
     event_id: str = Field(
         min_length=1,

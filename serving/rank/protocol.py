@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.shared import ScoredItem
+from serving.shared import FilterSpec, ListResponse
 
 MAX_ITEMS = 1000
 
 
 class RankRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" is not 5: the schema says
 
     user_id: str | None = Field(
         default=None,
@@ -27,21 +27,29 @@ class RankRequest(BaseModel):
     k: int | None = Field(
         default=None, ge=1, le=MAX_ITEMS, description="Return the best k; null = all known items."
     )
-    explain: bool = Field(default=False, description="Add each item's reasons.")
+    filters: FilterSpec | None = Field(
+        default=None,
+        description="Filters to apply to the given items; none given: every known item is "
+        "ranked (stock and purchase rules off), only business rules apply.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Caller's id for this request (decision log key); generated when absent.",
+    )
+    explain: bool = Field(
+        default=False, description="Add each item's reasons and the decision log."
+    )
     trace: bool = Field(default=False, description="Add per-stage latencies in milliseconds.")
 
 
-class RankResponse(BaseModel):
-    model_version: str = Field(description="Version of the artifact bundle that answered.")
+class RankResponse(ListResponse):
     user_id: str | None = Field(description="The shopper ranked for, as given.")
     cold_start: bool = Field(description="True when the shopper has no history.")
     ranker: str | None = Field(
         description="Ranker that ordered the items; null = fused retrieval order (no ranker)."
     )
-    items: list[ScoredItem] = Field(description="The known given items, best first.")
     unknown_item_ids: list[str] = Field(
         description="Given ids that are not in the bundle's catalog (not ranked)."
-    )
-    trace: dict[str, float] | None = Field(
-        default=None, description="{stage: milliseconds} (trace=true only)."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.deps import MetricsDep, ServedDep
+from serving.deps import DecisionLogDep, MetricsDep, ServedDep
 from serving.errors import error_responses
 from serving.rank import service
 from serving.rank.protocol import RankRequest, RankResponse
@@ -19,6 +19,8 @@ router = APIRouter(prefix="/v1", tags=["rank"])
     responses=error_responses(422, 503),
     summary="Rank caller-supplied items for a shopper",
 )
-def rank(body: RankRequest, served: ServedDep, metrics: MetricsDep) -> RankResponse:
+def rank(
+    body: RankRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
+) -> RankResponse:
     """Orders the known given items with the bundle's ranker; unknown ids are reported back."""
-    return service.rank(served, body, metrics)
+    return service.rank(served, body, metrics, log)

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from recsys.artifacts import Bundle
+from recsys.decision.log import DecisionLog
 from recsys.pipeline import Pipeline
 from recsys.ranking.ranker import RankingStage
 from recsys.retrieval.given import GivenCandidatesStage
 from recsys.retrieval.retriever import HistoryStage
 from serving.metrics import ServingMetrics
 from serving.rank.protocol import RankRequest, RankResponse
-from serving.shared import scored_items, trace_ms
+from serving.shared import FilterSpec, fill, new_request_id, request_of, run_list
 from serving.state import Served
 
 ENDPOINT = "rank"
@@ -37,7 +38,12 @@ def rank_pipeline(bundle: Bundle, ranker: str | None) -> Pipeline:
     return Pipeline(stages, inputs=["user_id", "given"])
 
 
-def rank(served: Served, request: RankRequest, metrics: ServingMetrics) -> RankResponse:
+def rank(
+    served: Served,
+    request: RankRequest,
+    metrics: ServingMetrics,
+    log: DecisionLog | None = None,
+) -> RankResponse:
     known: list[int] = []
     unknown: list[str] = []
     for item_id in dict.fromkeys(request.item_ids):  # distinct, in the given order
@@ -47,8 +53,10 @@ def rank(served: Served, request: RankRequest, metrics: ServingMetrics) -> RankR
         else:
             known.append(idx)
     user_id = request.user_id or ANONYMOUS
+    request_id = new_request_id(request.request_id)
     response = RankResponse(
         model_version=served.version,
+        request_id=request_id,
         user_id=request.user_id,
         cold_start=True,
         ranker=served.ranker,
@@ -59,16 +67,21 @@ def rank(served: Served, request: RankRequest, metrics: ServingMetrics) -> RankR
         if request.trace:
             response.trace = {}
         return response
-    with served.lock:
-        result = served.rank.run({"user_id": user_id, "given": np.array(known, np.int64)})
-    state = result.state
-    response.cold_start = bool(state["cold_start"])
-    response.items = scored_items(served.bundle.item_ids, state, request.k, request.explain)
-    metrics.observe_pipeline(ENDPOINT, result.trace, state["source_timings"], len(known))
+    # the caller chose these items: stock and purchase rules only when they ask for them
+    filters = request.filters or FilterSpec(in_stock=False, exclude_purchased=False)
+    decision = request_of(request.k, filters, explore=False, request_id=request_id)
+    result = run_list(
+        served,
+        served.rank,
+        {"user_id": user_id, "given": np.array(known, np.int64), "request": decision},
+        endpoint=ENDPOINT,
+        metrics=metrics,
+        log=log,
+    )
+    response.cold_start = bool(result.state["cold_start"])
     if response.cold_start:
         metrics.fallback(ENDPOINT, "cold_start")
     if served.ranker is None:
         metrics.fallback(ENDPOINT, "no_ranker")
-    if request.trace:
-        response.trace = trace_ms(result)
+    fill(response, served, result, request.explain, request.trace)
     return response

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.shared import ScoredItem
+from serving.shared import FilterSpec, ListResponse
 
 
 class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" is not 5: the schema says
 
     user_id: str = Field(
         min_length=1,
@@ -21,20 +21,31 @@ class RecommendRequest(BaseModel):
         le=500,
         description="How many items to return (at most the bundle's candidate count).",
     )
-    explain: bool = Field(default=False, description="Add each item's reasons.")
+    filters: FilterSpec | None = Field(
+        default=None, description="Caller filters (price, categories, brands, stock, ...)."
+    )
+    explore: bool = Field(
+        default=True,
+        description="Allow the configured exploration; false returns the greedy list.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Caller's id for this request (decision log key, exploration seed); "
+        "generated when absent.",
+    )
+    explain: bool = Field(
+        default=False, description="Add each item's reasons and the decision log."
+    )
     trace: bool = Field(default=False, description="Add per-stage latencies in milliseconds.")
 
 
-class RecommendResponse(BaseModel):
-    model_version: str = Field(description="Version of the artifact bundle that answered.")
+class RecommendResponse(ListResponse):
     user_id: str = Field(description="The shopper the list is for, as given.")
     cold_start: bool = Field(
         description="True when the shopper has no history (unknown or new): popularity-led list."
     )
     ranker: str | None = Field(
         description="Ranker that ordered the list; null = merged retrieval order (no ranker)."
-    )
-    items: list[ScoredItem] = Field(description="Recommended items, best first.")
-    trace: dict[str, float] | None = Field(
-        default=None, description="{stage: milliseconds} (trace=true only)."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.deps import MetricsDep, ServedDep
+from serving.deps import DecisionLogDep, MetricsDep, ServedDep
 from serving.errors import error_responses
 from serving.recommend import service
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
@@ -19,6 +19,9 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
     responses=error_responses(422, 503),
     summary="Recommend items for a shopper",
 )
-def recommend(body: RecommendRequest, served: ServedDep, metrics: MetricsDep) -> RecommendResponse:
-    """Retrieval over every candidate source, merged, then ranked by the bundle's ranker."""
-    return service.recommend(served, body, metrics)
+def recommend(
+    body: RecommendRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
+) -> RecommendResponse:
+    """Retrieval over every candidate source, merged, ranked by the bundle's ranker, then the
+    decision layer: filters, business rules, diversity and exploration."""
+    return service.recommend(served, body, metrics, log)

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+from recsys.decision.log import DecisionLog
 from serving.metrics import ServingMetrics
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
-from serving.shared import candidate_count, scored_items, trace_ms
+from serving.shared import fill, new_request_id, request_of, run_list
 from serving.state import Served
 
 ENDPOINT = "recommend"
 
 
 def recommend(
-    served: Served, request: RecommendRequest, metrics: ServingMetrics
+    served: Served,
+    request: RecommendRequest,
+    metrics: ServingMetrics,
+    log: DecisionLog | None = None,
 ) -> RecommendResponse:
-    with served.lock:
-        result = served.recommend.run({"user_id": request.user_id})
-    state = result.state
-    cold = bool(state["cold_start"])
-    metrics.observe_pipeline(
-        ENDPOINT, result.trace, state["source_timings"], candidate_count(state)
+    request_id = new_request_id(request.request_id)
+    decision = request_of(request.k, request.filters, request.explore, request_id)
+    result = run_list(
+        served,
+        served.recommend,
+        {"user_id": request.user_id, "request": decision},
+        endpoint=ENDPOINT,
+        metrics=metrics,
+        log=log,
     )
+    cold = bool(result.state["cold_start"])
     if cold:
         metrics.fallback(ENDPOINT, "cold_start")
     if served.ranker is None:
         metrics.fallback(ENDPOINT, "no_ranker")
     response = RecommendResponse(
         model_version=served.version,
+        request_id=request_id,
         user_id=request.user_id,
         cold_start=cold,
         ranker=served.ranker,
-        items=scored_items(served.bundle.item_ids, state, request.k, request.explain),
+        items=[],
     )
-    if request.trace:
-        response.trace = trace_ms(result)  # set only when asked: absent from the JSON otherwise
+    fill(response, served, result, request.explain, request.trace)
     return response

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.als import ALSConfig, ALSModel, recency_weights
+from models.als import BATCH_FOLD_IN, ALSConfig, ALSModel, recency_weights
 from models.base import TrainingData
 from models.registry import make_model
 from recsys.data.contract import EVENTS
@@ -96,6 +96,16 @@ def test_fold_in_of_a_training_history_recovers_that_users_factors(split) -> Non
     trained = np.asarray(model._als.user_factors)[users]  # type: ignore[attr-defined]
     error = np.linalg.norm(folded - trained, axis=1) / np.linalg.norm(trained, axis=1)
     assert error.max() < 0.05, error.max()
+
+
+def test_request_fold_in_matches_implicits_solver(trained, split) -> None:
+    # small batches (a request) use the cached-Gram solve, big ones implicit's; same equations
+    hist = split.test.history.select(np.arange(BATCH_FOLD_IN + 8))
+    batched = trained.query_vectors(hist)  # implicit's recalculate_user
+    one_by_one = np.concatenate(
+        [trained.query_vectors(hist.select(np.array([u]))) for u in range(hist.n_users)]
+    )
+    np.testing.assert_allclose(one_by_one, batched, rtol=1e-4, atol=1e-5)
 
 
 def test_the_latest_item_steers_the_answer(trained) -> None:

@@ -35,6 +35,7 @@ def settings(tmp_path: Path) -> ServingSettings:
     return ServingSettings(
         bundle_path=tmp_path / "no-bundle-here",
         events_path=tmp_path / "events.sqlite",
+        decision_log_path=tmp_path / "decisions.jsonl",
         load_on_start=False,
     )
 

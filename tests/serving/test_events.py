@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from recsys.artifacts import Bundle
 from recsys.data.contract import EVENTS
+from recsys.decision import DecisionRequest
 from recsys.events import Event, EventConflictError, EventLog, SessionState
 from serving.app import create_app
 from serving.events.protocol import EventName
@@ -38,7 +39,8 @@ def _top(client: TestClient, user_id: str, k: int = 10) -> list[str]:
 def _history(client: TestClient, user_id: str) -> np.ndarray:
     """The history the served recommend pipeline reads for ``user_id``."""
     served = client.app.state.serving.require()  # type: ignore[attr-defined]
-    history: np.ndarray = served.recommend.run({"user_id": user_id}).state["history"]
+    result = served.recommend.run({"user_id": user_id, "request": DecisionRequest()})
+    history: np.ndarray = result.state["history"]
     return history
 
 

@@ -44,7 +44,7 @@ def test_recommend_explain_and_trace(client: TestClient, bundle: Bundle) -> None
         "/v1/recommend", json={"user_id": _user(bundle, 3), "explain": True, "trace": True}
     ).json()
     assert len(body["items"]) == 10  # the default k
-    assert set(body["trace"]) == {"history", "retrieval", "ranking"}
+    assert set(body["trace"]) == {"history", "retrieval", "ranking", "decision"}
     assert all(ms >= 0 for ms in body["trace"].values())
     names = set(bundle.retriever.names)
     for item in body["items"]:
@@ -110,7 +110,10 @@ def test_rank_reproduces_the_pipeline_on_its_own_candidates(
 ) -> None:
     """Given exactly the merged candidates, /v1/rank builds the same rows as the pipeline."""
     user = _user(bundle, 7)
-    rec = client.post("/v1/recommend", json={"user_id": user, "k": 500}).json()["items"]
+    everything = {"in_stock": False, "exclude_purchased": False}  # every merged candidate
+    rec = client.post(
+        "/v1/recommend", json={"user_id": user, "k": 500, "filters": everything}
+    ).json()["items"]
     shuffled = [it["item_id"] for it in rec]
     random.Random(0).shuffle(shuffled)
     ranked = client.post("/v1/rank", json={"user_id": user, "item_ids": shuffled}).json()["items"]
@@ -123,7 +126,7 @@ def test_rank_without_user_and_with_only_unknown_ids(client: TestClient, bundle:
     body = client.post("/v1/rank", json={"item_ids": given, "trace": True}).json()
     assert body["cold_start"] is True and body["user_id"] is None
     assert sorted(it["item_id"] for it in body["items"]) == sorted(given)
-    assert set(body["trace"]) == {"history", "candidates", "ranking"}
+    assert set(body["trace"]) == {"history", "candidates", "ranking", "decision"}
     none = client.post("/v1/rank", json={"item_ids": ["x", "y"]}).json()
     assert none["items"] == [] and none["unknown_item_ids"] == ["x", "y"]
 

@@ -1,0 +1,107 @@
+"""Caller filters and the catalog rules that remove items: each removal keeps its reason."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.catalog import Catalog, CatalogError
+from recsys.decision.config import DecisionConfig, Match
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the caller allows. None leaves a setting to the decision config."""
+
+    price_min: float | None = None
+    price_max: float | None = None
+    categories: tuple[str, ...] = ()  # category paths; an item under any of them passes
+    brands: tuple[str, ...] = ()
+    in_stock: bool | None = None  # True: in-stock only; False: also out-of-stock items
+    exclude_purchased: bool | None = None
+    exclude_item_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("price_min", "price_max"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise CatalogError(
+                    f"filters.{name} must be a finite number >= 0, got {value}",
+                    param=f"filters.{name}",
+                )
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_min > self.price_max
+        ):
+            raise CatalogError(
+                f"filters.price_min {self.price_min} is above filters.price_max {self.price_max}",
+                param="filters.price_min",
+            )
+
+
+def match_mask(
+    catalog: Catalog, match: Match, ids: np.ndarray, item_index: dict[str, int]
+) -> np.ndarray:
+    """(n,) bool: which of the item indexes ``ids`` the rule's match covers."""
+    hit = np.zeros(len(ids), dtype=bool)
+    if match.item_ids:
+        wanted = np.array([item_index[i] for i in match.item_ids if i in item_index], np.int64)
+        hit |= np.isin(ids, wanted)
+    if match.brands:
+        keys = catalog.brand_keys(match.brands, param="rules.brands")
+        hit |= np.isin(catalog.require("brand", "rules.brands")[ids], list(keys))
+    for prefix in match.categories:
+        hit |= catalog.category_mask(prefix, param="rules.categories")[ids]
+    return hit
+
+
+def removal_reasons(
+    catalog: Catalog,
+    filters: Filters,
+    config: DecisionConfig,
+    ids: np.ndarray,
+    purchased: Collection[int],
+    item_index: dict[str, int],
+) -> np.ndarray:
+    """(n,) object: why each candidate is removed (the first failing rule), None if it stays.
+
+    Raises :class:`CatalogError` for a filter naming a value or column the catalog lacks.
+    """
+    reasons = np.full(len(ids), None, dtype=object)
+
+    def remove(mask: np.ndarray, reason: str) -> None:
+        reasons[mask & (reasons == None)] = reason  # noqa: E711 (elementwise)
+
+    if filters.exclude_item_ids:
+        excluded = [item_index[i] for i in filters.exclude_item_ids if i in item_index]
+        remove(np.isin(ids, excluded), "excluded by the caller")
+    purchase_rule = (
+        config.exclude_purchased if filters.exclude_purchased is None else filters.exclude_purchased
+    )
+    if purchase_rule and purchased:
+        remove(np.isin(ids, list(purchased)), "already purchased")
+    stock_rule = config.hide_out_of_stock if filters.in_stock is None else filters.in_stock
+    if stock_rule and catalog.in_stock is not None:
+        remove(~catalog.in_stock[ids], "out of stock")
+    elif filters.in_stock:  # asked for explicitly: a catalog without stock can't honour it
+        catalog.require("in_stock", "filters.in_stock")
+    if filters.price_min is not None or filters.price_max is not None:
+        price = catalog.require("price", "filters.price_min")[ids]
+        low = -np.inf if filters.price_min is None else filters.price_min
+        high = np.inf if filters.price_max is None else filters.price_max
+        remove(np.isnan(price), "price unknown (a price range was asked for)")
+        remove((price < low) | (price > high), f"price outside [{low:g}, {high:g}]")
+    if filters.categories:
+        inside = np.zeros(len(ids), dtype=bool)
+        for prefix in filters.categories:
+            inside |= catalog.category_mask(prefix, param="filters.categories")[ids]
+        remove(~inside, f"category not in {list(filters.categories)}")
+    if filters.brands:
+        keys = catalog.brand_keys(filters.brands, param="filters.brands")
+        brand = catalog.require("brand", "filters.brands")[ids]
+        remove(~np.isin(brand, list(keys)), f"brand not in {sorted(keys)}")
+    return reasons

@@ -1,0 +1,27 @@
+"""POST /v1/search."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.deps import DecisionLogDep, MetricsDep, ServedDep
+from serving.errors import error_responses
+from serving.search import service
+from serving.search.protocol import SearchRequest, SearchResponse
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    response_model_exclude_unset=True,
+    responses=error_responses(422, 503),
+    summary="Search the catalog",
+)
+def search(
+    body: SearchRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
+) -> SearchResponse:
+    """BM25 over the catalog fused with the text encoder's index (where the bundle has one),
+    then the decision layer: filters, business rules, diversity and exploration."""
+    return service.search(served, body, metrics, log)
