@@ -132,8 +132,11 @@ class AttributesModel(CandidateModel):
     def score(self, histories: Sequences) -> np.ndarray:
         if self.items_ is None or self.prior_ is None:
             raise RuntimeError("attributes is not fitted; call fit() first")
+        items_t: sp.csr_matrix | None = getattr(self, "items_t_", None)
+        if items_t is None:  # (T, I); transposing per request cost more than the product
+            items_t = self.items_t_ = sp.csr_matrix(self.items_.T)
         profile = self.query_matrix(histories) @ self.items_  # (B, T)
-        scores = np.asarray((profile @ self.items_.T).todense(), dtype=np.float32)  # (B, I)
+        scores = np.asarray((profile @ items_t).todense(), dtype=np.float32)  # (B, I)
         return scores * self.prior_[None, :]
 
     def config_dict(self) -> dict[str, Any]:

@@ -101,3 +101,23 @@ def test_every_list_is_in_the_decision_log(bundle: Bundle, settings: ServingSett
     assert [s["item_id"] for s in records[0]["shown"]] == [it["item_id"] for it in rec["items"]]
     assert all(s["propensity"] == 1.0 for s in records[0]["shown"])  # no exploration configured
     assert records[0]["model_version"] == bundle.version and records[1]["endpoint"] == "search"
+
+
+def test_the_example_rules_serve(bundle: Bundle, settings: ServingSettings) -> None:
+    from serving.app import create_app
+
+    example = Path(__file__).resolve().parents[2] / "serving" / "decision.example.yaml"
+    ruled = settings.model_copy(update={"decision_config": example})
+    client = TestClient(create_app(ruled, bundle))
+    user = str(bundle.user_ids[3])
+    seen = set()
+    for n in range(20):
+        body = _post(client, "/v1/recommend", user_id=user, k=10, request_id=f"x{n}", explain=True)
+        shown = [d for d in body["decisions"] if d["action"] == "shown"]
+        assert len(shown) == 10 and all(0 < d["propensity"] <= 1 for d in shown)
+        seen |= {d["reason"].split(";")[0] for d in shown}
+        index = {str(i): k for k, i in enumerate(bundle.item_ids)}
+        cats = Counter(str(bundle.items.category[index[d["item_id"]]]) for d in shown)  # type: ignore[index]
+        assert max(cats.values()) <= 3  # max_per_leaf
+        assert sum(v for c, v in cats.items() if c.startswith("Fashion")) <= 4  # category cap
+    assert {"ranked", "exploration (epsilon-greedy draw)"} <= seen  # epsilon 0.05 over 200 slots
