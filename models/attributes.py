@@ -26,6 +26,8 @@ import scipy.sparse as sp
 from models.base import CandidateModel, TrainingData
 from recsys.data.sequences import Sequences
 
+SCORE_BLOCK = 256  # histories scored per dense block (bounds the (b, tokens) profile)
+
 
 @dataclass(frozen=True)
 class AttributesConfig:
@@ -132,11 +134,13 @@ class AttributesModel(CandidateModel):
     def score(self, histories: Sequences) -> np.ndarray:
         if self.items_ is None or self.prior_ is None:
             raise RuntimeError("attributes is not fitted; call fit() first")
-        items_t: sp.csr_matrix | None = getattr(self, "items_t_", None)
-        if items_t is None:  # (T, I); transposing per request cost more than the product
-            items_t = self.items_t_ = sp.csr_matrix(self.items_.T)
-        profile = self.query_matrix(histories) @ self.items_  # (B, T)
-        scores = np.asarray((profile @ items_t).todense(), dtype=np.float32)  # (B, I)
+        profile = self.query_matrix(histories) @ self.items_  # (B, T) sparse
+        scores = np.empty((histories.n_users, self.items_.shape[0]), dtype=np.float32)
+        for lo in range(0, histories.n_users, SCORE_BLOCK):
+            block = profile[lo : lo + SCORE_BLOCK].toarray()  # (b, T) dense
+            # sparse (I, T) times dense (T, b): one pass over the catalog's nonzeros, where a
+            # sparse-sparse product would build, sort and densify a (b, I) sparse result
+            scores[lo : lo + SCORE_BLOCK] = (self.items_ @ block.T).T
         return scores * self.prior_[None, :]
 
     def config_dict(self) -> dict[str, Any]:

@@ -206,6 +206,12 @@ class VectorIndex:
         indptr, excluded = _exclusion_csr(exclude, len(queries))
         longest = int(np.diff(indptr).max()) if len(queries) else 0
         ids, scores = self.search(queries, k + longest)  # (B, k + longest)
+        if len(queries) == 1:  # a request: one membership test, no per-row bookkeeping
+            keep = np.flatnonzero(~np.isin(ids[0], excluded) & (ids[0] >= 0))[:k]
+            out_ids = np.full((1, k), -1, dtype=np.int64)
+            out_scores = np.full((1, k), -np.inf, dtype=np.float32)
+            out_ids[0, : len(keep)], out_scores[0, : len(keep)] = ids[0, keep], scores[0, keep]
+            return out_ids, out_scores
         rows = np.repeat(np.arange(len(queries), dtype=np.int64), np.diff(indptr))
         width = max(self.ntotal, 1)
         inside = (excluded >= 0) & (excluded < width)  # others cannot be returned anyway

@@ -7,7 +7,9 @@ bundle that fails to load leaves the app up but not ready (/readyz 503 says why)
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,7 +34,7 @@ from serving.rank.router import router as rank_router
 from serving.recommend.router import router as recommend_router
 from serving.search.router import router as search_router
 from serving.settings import ServingSettings, get_settings
-from serving.state import AppState
+from serving.state import AppState, Served
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,39 @@ def load_into(state: AppState, settings: ServingSettings) -> None:
         log.error("no bundle served: %s", state.error)
 
 
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_compute_threads(threads: int) -> None:
+    """Cap BLAS and OpenMP pools in this process: numpy's and scipy's OpenBLAS would otherwise
+    keep a busy-waiting thread per core (measured: 80-200 ms of CPU per request instead of 8).
+
+    Libraries loaded later (scipy's own OpenBLAS comes with the bundle) read the environment;
+    those already loaded are capped through threadpoolctl. Called again after every bundle swap.
+    """
+    from threadpoolctl import threadpool_limits
+
+    for name in THREAD_ENV:
+        os.environ.setdefault(name, str(threads))
+    threadpool_limits(threads)  # stays in force: not used as a context manager
+
+
 def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = None) -> FastAPI:
     settings = settings or get_settings()
+    limit_compute_threads(settings.compute_threads)
     metrics = ServingMetrics()
     events = EventLog(settings.events_path)
+
+    def swapped(served: Served) -> None:
+        limit_compute_threads(settings.compute_threads)  # the bundle may have loaded new pools
+        # A bundle is millions of long-lived objects (id maps, caches): leave them out of the
+        # collector's full passes, which otherwise stall a request for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+        metrics.bundle_loaded(served.version)
+
     state = AppState(
-        on_swap=lambda served: metrics.bundle_loaded(served.version),
+        on_swap=swapped,
         events=events,
         decision=load_decision_config(settings.decision_config),  # a bad file fails here
         push_features=settings.push_events_to_feast,

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the served-bundle snapshot and the app's metrics."""
+"""FastAPI dependencies: the served-bundle snapshot and the app's metrics.
+
+They are ``async`` because they only read app state: FastAPI runs a plain ``def`` dependency in
+its thread pool, a hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,23 @@ from serving.metrics import ServingMetrics
 from serving.state import AppState, Served
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.serving
     return state
 
 
-def served(request: Request) -> Served:
+async def served(request: Request) -> Served:
     """The bundle this request uses, start to end; 503 (error shape) when none is loaded."""
-    return app_state(request).require()
+    state: AppState = request.app.state.serving
+    return state.require()
 
 
-def metrics(request: Request) -> ServingMetrics:
+async def metrics(request: Request) -> ServingMetrics:
     m: ServingMetrics = request.app.state.metrics
     return m
 
 
-def decision_log(request: Request) -> DecisionLog | None:
+async def decision_log(request: Request) -> DecisionLog | None:
     log: DecisionLog | None = request.app.state.decision_log
     return log
 

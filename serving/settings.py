@@ -53,6 +53,13 @@ class ServingSettings(BaseSettings):
         description="Push acknowledged events to the bundle's Feast online store (its "
         "user_activity rows) from a background thread; RECSYS_PUSH_EVENTS_TO_FEAST.",
     )
+    compute_threads: int = Field(
+        default=1,
+        ge=1,
+        description="BLAS/OpenMP threads per worker process. A request is too small to split, "
+        "and idle BLAS threads spin on the cores other requests need: scale with --workers "
+        "instead; RECSYS_COMPUTE_THREADS.",
+    )
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="Key for the /admin routes; they are off while it is unset (no default).",

@@ -72,4 +72,8 @@ def serve(
             )
         )
         os.environ["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())  # read by each worker
+        # each worker's BLAS/OpenMP pools are sized at import from these: one thread each,
+        # processes (--workers) are how the server uses more cores
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
         uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)

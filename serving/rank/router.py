@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["rank"])
     responses=error_responses(422, 503),
     summary="Rank caller-supplied items for a shopper",
 )
-def rank(
+# async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
+# (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
+async def rank(
     body: RankRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
 ) -> RankResponse:
     """Orders the known given items with the bundle's ranker; unknown ids are reported back."""

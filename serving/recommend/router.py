@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
     responses=error_responses(422, 503),
     summary="Recommend items for a shopper",
 )
-def recommend(
+# async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
+# (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
+async def recommend(
     body: RecommendRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
 ) -> RecommendResponse:
     """Retrieval over every candidate source, merged, ranked by the bundle's ranker, then the

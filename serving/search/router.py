@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["search"])
     responses=error_responses(422, 503),
     summary="Search the catalog",
 )
-def search(
+# async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
+# (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
+async def search(
     body: SearchRequest, served: ServedDep, metrics: MetricsDep, log: DecisionLogDep
 ) -> SearchResponse:
     """BM25 over the catalog fused with the text encoder's index (where the bundle has one),

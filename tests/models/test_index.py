@@ -117,6 +117,11 @@ def test_search_excluding_never_returns_excluded_and_returns_k(kind: str, small)
     # Plain lists work as well as Sequences.
     again, _ = index.search_excluding(queries[:3], 20, [np.array(r) for r in rows])
     np.testing.assert_array_equal(again, ids)
+    # One query at a time (the request path) gives the same rows.
+    for row, banned in enumerate(rows):
+        one, one_scores = index.search_excluding(queries[row : row + 1], 20, [np.array(banned)])
+        np.testing.assert_array_equal(one[0], ids[row])
+        np.testing.assert_array_equal(one_scores[0], scores[row])
 
 
 def test_search_excluding_pads_when_the_catalog_runs_out() -> None:
@@ -127,6 +132,8 @@ def test_search_excluding_pads_when_the_catalog_runs_out() -> None:
     assert (ids[0, :5] >= 0).all() and (ids[0, 5:] == -1).all()
     assert np.isneginf(scores[0, 5:]).all() and not set(ids[0]) & set(range(5))
     assert (ids[1] >= 0).all() and 9 not in ids[1]
+    alone, _ = index.search_excluding(vectors[:1], 8, [np.arange(5)])  # the one-query path
+    np.testing.assert_array_equal(alone[0], ids[0])
     big, big_scores = index.search(vectors[:1], 15)  # more than the catalog holds
     assert (big[0, 10:] == -1).all() and np.isneginf(big_scores[0, 10:]).all()
 

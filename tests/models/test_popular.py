@@ -22,7 +22,7 @@ def test_recommend_matches_full_scoring() -> None:
                      np.arange(45), np.zeros(45, np.int8), n_items)  # fmt: skip
     for n in (1, 10, 40):
         fast_ids, fast_scores = model.recommend(hist, n)
-        ids, scores = CandidateModel.recommend(model, hist, n)
+        _, scores = CandidateModel.recommend(model, hist, n)
         np.testing.assert_array_equal(fast_scores, scores)  # same items up to ties...
         for row in range(hist.n_users):  # ...and never a seen one
             seen = hist.items[hist.indptr[row] : hist.indptr[row + 1]]
