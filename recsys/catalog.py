@@ -165,7 +165,7 @@ class Catalog:
     def row(self, index: int) -> dict[str, object]:
         out: dict[str, object] = {}
         for column in self.columns:
-            value = getattr(self, column)[index]
+            value = getattr(self, "item_ids" if column == "item_id" else column)[index]
             out[column] = value.item() if isinstance(value, np.generic) else value
         price = out.get("price")
         if isinstance(price, float) and np.isnan(price):

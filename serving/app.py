@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agents.layer import LLMLayer
 from recsys.artifacts import Bundle, BundleError, load_bundle
 from recsys.catalog import CatalogError
 from recsys.decision import load_decision_config
@@ -65,7 +66,11 @@ def limit_compute_threads(threads: int) -> None:
     threadpool_limits(threads)  # stays in force: not used as a context manager
 
 
-def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = None) -> FastAPI:
+def create_app(
+    settings: ServingSettings | None = None,
+    bundle: Bundle | None = None,
+    llm: LLMLayer | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     limit_compute_threads(settings.compute_threads)
     metrics = ServingMetrics()
@@ -117,6 +122,7 @@ def create_app(settings: ServingSettings | None = None, bundle: Bundle | None = 
     app.state.metrics = metrics
     app.state.decision_log = decisions
     app.state.reloader = reloader
+    app.state.llm = llm or LLMLayer()  # loads no model until an LLM feature is asked for
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_handler)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from agents.layer import LLMLayer
 from recsys.decision.log import DecisionLog
 from serving.metrics import ServingMetrics
 from serving.state import AppState, Served
@@ -36,7 +37,13 @@ async def decision_log(request: Request) -> DecisionLog | None:
     return log
 
 
+async def llm_layer(request: Request) -> LLMLayer | None:
+    layer: LLMLayer | None = request.app.state.llm
+    return layer
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 ServedDep = Annotated[Served, Depends(served)]
 MetricsDep = Annotated[ServingMetrics, Depends(metrics)]
 DecisionLogDep = Annotated[DecisionLog | None, Depends(decision_log)]
+LLMDep = Annotated[LLMLayer | None, Depends(llm_layer)]

@@ -15,6 +15,7 @@ from recsys.pipeline import Pipeline, Result
 from recsys.retrieval.merge import CandidateBatch
 
 if TYPE_CHECKING:
+    from agents.layer import LLMLayer
     from serving.metrics import ServingMetrics
     from serving.state import Served
 
@@ -152,6 +153,11 @@ class ListResponse(BaseModel):
     trace: dict[str, float] | None = Field(
         default=None, description="{stage: milliseconds} (trace=true only)."
     )
+    degraded: list[str] = Field(
+        default_factory=list,
+        description="LLM steps that fell back to the non-LLM answer: llm_timeout, llm_error, "
+        "llm_unavailable.",
+    )
 
 
 def new_request_id(given: str | None) -> str:
@@ -167,26 +173,61 @@ def run_list(
     metrics: ServingMetrics,
     log: DecisionLog | None,
 ) -> Result:
-    """Run one list pipeline on the served bundle, count it, and log its decision."""
+    """Run one list pipeline on the served bundle, count it, and log its decision (pass
+    ``log=None`` and call :func:`log_decision` later when an LLM step may reorder it)."""
     with served.lock:
         result = pipeline.run(inputs)
     state = result.state
     metrics.observe_pipeline(
         endpoint, result.trace, state["source_timings"], candidate_count(state)
     )
-    if log is not None:
-        request: DecisionRequest = inputs["request"]
-        log.append(
-            decision_record(
-                state["decision"],
-                served.bundle.item_ids,
-                request_id=request.request_id,
-                user_id=str(inputs["user_id"]),
-                endpoint=endpoint,
-                model_version=served.version,
-            )
-        )
+    log_decision(served, inputs, state["decision"], endpoint, log)
     return result
+
+
+def log_decision(
+    served: Served,
+    inputs: Mapping[str, Any],
+    decision: Decision,
+    endpoint: str,
+    log: DecisionLog | None,
+) -> None:
+    if log is None:
+        return
+    request: DecisionRequest = inputs["request"]
+    log.append(
+        decision_record(
+            decision,
+            served.bundle.item_ids,
+            request_id=request.request_id,
+            user_id=str(inputs["user_id"]),
+            endpoint=endpoint,
+            model_version=served.version,
+        )
+    )
+
+
+async def with_llm_rerank(
+    served: Served,
+    result: Result,
+    inputs: Mapping[str, Any],
+    *,
+    k: int,
+    context: str,
+    endpoint: str,
+    metrics: ServingMetrics,
+    log: DecisionLog | None,
+    llm: LLMLayer | None,
+) -> list[str]:
+    """Rerank the result's top with the LLM in place, cut it to ``k``, log it; what degraded."""
+    from serving.llm_steps import llm_rerank, truncate
+
+    decision, degraded = await llm_rerank(
+        served, llm, result.state["decision"], context, endpoint, metrics
+    )
+    result.state["decision"] = truncate(decision, k)
+    log_decision(served, inputs, result.state["decision"], endpoint, log)
+    return degraded
 
 
 def fill(

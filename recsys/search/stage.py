@@ -23,6 +23,8 @@ class SearchUnavailableError(RuntimeError):
 
 # the dense encoder understands paraphrases, BM25 exact words (brands, sizes): both matter
 QUOTAS = {"lexical": 0.5, "text": 0.5}
+# all rewrites of a query together weigh this much against the original's own lists
+REWRITE_SHARE = 1.0
 
 
 @dataclass
@@ -31,7 +33,7 @@ class QueryRetrievalStage:
     text: CandidateSource | None  # the bundle's text source (model + FAISS index), if any
     depth: int = 200
     name: str = "query_retrieval"
-    reads: tuple[str, ...] = ("query",)
+    reads: tuple[str, ...] = ("query", "expansions")
     writes: tuple[str, ...] = ("candidates", "source_timings", "query_terms")
 
     @property
@@ -43,26 +45,39 @@ class QueryRetrievalStage:
             names.append("text")
         return tuple(names)
 
-    def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        query = str(state["query"])
+    def lists(self, query: str, prefix: str = "") -> dict[str, SourceLists]:
+        """Each source's list for one query, named ``prefix + source``."""
         lists: dict[str, SourceLists] = {}
-        timings: dict[str, float] = {}
         if self.lexical.usable:
-            started = time.perf_counter()
             ids, scores = self.lexical.top(query, self.depth)
-            lists["lexical"] = SourceLists(ids[None, :], scores[None, :])
-            timings["lexical"] = (time.perf_counter() - started) * 1000.0
+            lists[prefix + "lexical"] = SourceLists(ids[None, :], scores[None, :])
         if self.text is not None:
-            started = time.perf_counter()
             vector = self.text.model.encode_queries([query])  # type: ignore[attr-defined] # (1, D)
             ids, scores = self.text.index.search(vector, self.depth)
-            lists["text"] = SourceLists(np.asarray(ids, np.int64), np.asarray(scores, np.float32))
-            timings["text"] = (time.perf_counter() - started) * 1000.0
-        if not lists:
-            raise RuntimeError(
-                "search needs catalog text or a text source; this bundle has neither"
+            lists[prefix + "text"] = SourceLists(
+                np.asarray(ids, np.int64), np.asarray(scores, np.float32)
             )
-        batch = merge(lists, {n: QUOTAS[n] for n in lists}, self.depth, order=list(lists))
+        return lists
+
+    def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        query = str(state["query"])
+        expansions: tuple[str, ...] = tuple(state["expansions"])
+        if not self.sources:
+            raise SearchUnavailableError(
+                "search needs catalog titles or a text source; this bundle has neither "
+                "(retrain it: bundles now keep their catalog)"
+            )
+        started = time.perf_counter()
+        lists = self.lists(query)
+        timings = {"query": (time.perf_counter() - started) * 1000.0}
+        quotas = {name: QUOTAS[name] for name in lists}
+        for n, extra in enumerate(expansions, start=1):  # rewrites: fused, the original leads
+            started = time.perf_counter()
+            for name, found in self.lists(extra, prefix=f"rewrite{n}_").items():
+                lists[name] = found
+                quotas[name] = REWRITE_SHARE * QUOTAS[name.split("_", 1)[1]] / len(expansions)
+            timings[f"rewrite{n}"] = (time.perf_counter() - started) * 1000.0
+        batch = merge(lists, quotas, self.depth, order=list(lists))
         return {
             "candidates": batch,
             "source_timings": timings,
@@ -81,4 +96,4 @@ def query_stage(bundle: Bundle, depth: int = 200) -> QueryRetrievalStage:
 
 def search_pipeline(query: QueryRetrievalStage, decision: Any) -> Pipeline:
     """query -> candidates -> decision; ``decision`` is a DecisionStage with ranked=False."""
-    return Pipeline([query, decision], inputs=["user_id", "query", "request"])
+    return Pipeline([query, decision], inputs=["user_id", "query", "expansions", "request"])

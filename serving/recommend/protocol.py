@@ -35,6 +35,11 @@ class RecommendRequest(BaseModel):
         description="Caller's id for this request (decision log key, exploration seed); "
         "generated when absent.",
     )
+    llm_rerank: bool = Field(
+        default=False,
+        description="Rerank the top items with the LLM (blended with the ranker, with a short "
+        "reason each); a slow or failing LLM leaves the order as it was, flagged.",
+    )
     explain: bool = Field(
         default=False, description="Add each item's reasons and the decision log."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.shared import FilterSpec, ListResponse
@@ -34,10 +36,30 @@ class SearchRequest(BaseModel):
         max_length=128,
         description="Caller's id for this request (decision log key); generated when absent.",
     )
+    rewrite: Literal["auto", "off", "force"] = Field(
+        default="off",
+        description="LLM query rewriting: auto rewrites long-tail queries (natural language, "
+        "words the catalog lacks), force every query, off none. A slow or failing LLM never "
+        "fails the search: the original query answers and `degraded` says why.",
+    )
+    llm_rerank: bool = Field(
+        default=False,
+        description="Rerank the top results with the LLM (blended with the ranker, with a "
+        "short reason each); a slow or failing LLM leaves the order as it was, flagged.",
+    )
     explain: bool = Field(
         default=False, description="Add each item's reasons and the decision log."
     )
     trace: bool = Field(default=False, description="Add per-stage latencies in milliseconds.")
+
+
+class RewriteInfo(BaseModel):
+    kind: Literal["head", "longtail"] = Field(description="How the query was classified.")
+    used_llm: bool = Field(description="Whether the LLM was asked (auto skips head queries).")
+    keywords: list[str] = Field(description="Validated keyword rewrites, searched and fused.")
+    category: str | None = Field(description="Validated catalog category, searched and fused.")
+    price_max: float | None = Field(description="Price cap stated in the query, applied.")
+    rejected: list[str] = Field(description="LLM output that validation threw away, and why.")
 
 
 class SearchResponse(ListResponse):
@@ -45,6 +67,9 @@ class SearchResponse(ListResponse):
     sources: list[str] = Field(
         description="Retrieval sources that answered: 'lexical' (BM25 over the catalog), "
         "'text' (the sentence encoder's index) where the bundle has one."
+    )
+    rewrite: RewriteInfo | None = Field(
+        default=None, description="The query rewrite, when one was asked for and made."
     )
     matched_terms: int = Field(
         description="How many query words the catalog vocabulary knows (0: nothing matched "

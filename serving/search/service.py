@@ -2,32 +2,94 @@
 
 from __future__ import annotations
 
+import anyio
+
+from agents.layer import LLMLayer
+from agents.llm import LLMError, LLMTimeout
+from agents.rewrite import Rewrite
 from recsys.decision.log import DecisionLog
 from serving.metrics import ServingMetrics
-from serving.search.protocol import SearchRequest, SearchResponse
-from serving.shared import fill, new_request_id, request_of, run_list
+from serving.search.protocol import RewriteInfo, SearchRequest, SearchResponse
+from serving.shared import (
+    FilterSpec,
+    fill,
+    new_request_id,
+    request_of,
+    run_list,
+    with_llm_rerank,
+)
 from serving.state import Served
 
 ENDPOINT = "search"
 ANONYMOUS = ""  # never a catalog user: no purchases to exclude
 
 
-def search(
+async def rewrite_query(
+    served: Served, request: SearchRequest, llm: LLMLayer | None, metrics: ServingMetrics
+) -> tuple[Rewrite | None, list[str]]:
+    """The validated rewrite (None when off or failed) and what degraded, off the event loop."""
+    if request.rewrite == "off":
+        return None, []
+    if llm is None:
+        return None, ["llm_unavailable"]
+    try:
+        rewrite = await anyio.to_thread.run_sync(
+            llm.rewrite, served, request.query, request.rewrite
+        )
+    except LLMTimeout:
+        metrics.fallback(ENDPOINT, "llm_timeout")
+        return None, ["llm_timeout"]
+    except LLMError:
+        metrics.fallback(ENDPOINT, "llm_error")
+        return None, ["llm_error"]
+    return rewrite, []
+
+
+def with_rewrite(filters: FilterSpec | None, rewrite: Rewrite | None) -> FilterSpec | None:
+    """The caller's filters, plus the rewrite's price cap where the caller set none."""
+    if rewrite is None or rewrite.price_max is None:
+        return filters
+    spec = filters or FilterSpec()
+    if spec.price_max is not None:
+        return spec
+    return spec.model_copy(update={"price_max": rewrite.price_max})
+
+
+async def search(
     served: Served,
     request: SearchRequest,
     metrics: ServingMetrics,
     log: DecisionLog | None = None,
+    llm: LLMLayer | None = None,
 ) -> SearchResponse:
     request_id = new_request_id(request.request_id)
-    decision = request_of(request.k, request.filters, request.explore, request_id)
+    rewrite, degraded = await rewrite_query(served, request, llm, metrics)
+    expansions: tuple[str, ...] = ()
+    if rewrite is not None:
+        leaf = rewrite.category.split(" > ")[-1] if rewrite.category else None
+        expansions = (*rewrite.keywords, *((leaf,) if leaf else ()))
+    filters = with_rewrite(request.filters, rewrite)
+    rerank_n = llm.rerank_config.top_n if (request.llm_rerank and llm is not None) else 0
+    decision = request_of(max(request.k, rerank_n), filters, request.explore, request_id)
+    inputs = {
+        "user_id": request.user_id or ANONYMOUS,
+        "query": request.query,
+        "expansions": expansions,
+        "request": decision,
+    }
     result = run_list(
         served,
         served.search,
-        {"user_id": request.user_id or ANONYMOUS, "query": request.query, "request": decision},
+        inputs,
         endpoint=ENDPOINT,
         metrics=metrics,
-        log=log,
+        log=None if request.llm_rerank else log,
     )
+    if request.llm_rerank:
+        degraded += await with_llm_rerank(
+            served, result, inputs, k=request.k, context=f"searched for: {request.query}",
+            endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
+        )  # fmt: skip
     terms = int(result.state["query_terms"])
     if terms == 0:
         metrics.fallback(ENDPOINT, "no_lexical_match")
@@ -38,6 +100,16 @@ def search(
         sources=list(result.state["candidates"].sources),
         matched_terms=terms,
         items=[],
+        degraded=degraded,
     )
-    fill(response, served, result, request.explain, request.trace)
+    if rewrite is not None:
+        response.rewrite = RewriteInfo(
+            kind=rewrite.kind,
+            used_llm=rewrite.used_llm,
+            keywords=list(rewrite.keywords),
+            category=rewrite.category,
+            price_max=rewrite.price_max,
+            rejected=list(rewrite.rejected),
+        )
+    fill(response, served, result, request.explain or request.llm_rerank, request.trace)
     return response

@@ -1,0 +1,63 @@
+"""The LLM layer as the server holds it: one client, built on first use, and per-bundle helpers.
+
+Nothing loads at start-up: a server that is never asked for an LLM feature never loads a model,
+and one whose LLM cannot load (no ``llm`` extra, a bad URL) keeps answering without it, flagged.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from agents.llm import LLMClient, LLMError, LLMSettings
+from agents.rerank import LLMReranker, RerankConfig
+from agents.rewrite import QueryRewriter, Rewrite, RewriteConfig
+
+
+class LLMLayer:
+    def __init__(
+        self, settings: LLMSettings | None = None, client: LLMClient | None = None
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        self._rewriters: dict[str, QueryRewriter] = {}
+        self._rerankers: dict[str, LLMReranker] = {}
+        self.rerank_config = RerankConfig()
+
+    def client(self) -> LLMClient:
+        """The client; :class:`LLMError` when it cannot be built (remembered, not retried)."""
+        with self._lock:
+            if self._client is None:
+                if self._failure is not None:
+                    raise LLMError(self._failure)
+                try:
+                    self._client = LLMClient.from_settings(self.settings)
+                except Exception as exc:  # any load failure: the API answers without the LLM
+                    self._failure = f"the LLM could not be loaded: {exc}"
+                    raise LLMError(self._failure) from exc
+            return self._client
+
+    def rewriter(self, served: Any) -> QueryRewriter:
+        """The query rewriter over ``served``'s catalog and search vocabulary."""
+        version = served.version
+        rewriter = self._rewriters.get(version)
+        if rewriter is None:
+            lexical = served.search.stages[0].lexical
+            rewriter = QueryRewriter(
+                self.client(), served.bundle.items, lambda w: w in lexical.vocab, RewriteConfig()
+            )
+            self._rewriters = {version: rewriter}  # the old bundle's goes with it
+        return rewriter
+
+    def rewrite(self, served: Any, query: str, mode: Literal["auto", "force"]) -> Rewrite:
+        return self.rewriter(served).rewrite(query, mode)
+
+    def reranker(self, served: Any) -> LLMReranker:
+        version = served.version
+        reranker = self._rerankers.get(version)
+        if reranker is None:
+            reranker = LLMReranker(self.client(), served.bundle.items, self.rerank_config)
+            self._rerankers = {version: reranker}
+        return reranker

@@ -1,0 +1,96 @@
+"""LLM steps on a list endpoint's answer, each bounded by its deadline and never fatal.
+
+The pipeline runs first and its answer stands; an LLM step can only reorder the top of it (and
+add reasons). A timeout, error or unloadable model returns the pipeline's answer with the step
+named in ``degraded``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import anyio
+import numpy as np
+
+from agents.layer import LLMLayer
+from agents.llm import LLMError, LLMTimeout
+from recsys.decision import Decision
+from serving.metrics import ServingMetrics
+from serving.state import Served
+
+
+def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> Decision:
+    """``decision`` with its first ``len(head)`` shown items in the order ``head``."""
+    shown = [e for e in decision.entries if e.action == "shown"]
+    rest = [e for e in decision.entries if e.action != "shown"]
+    n = len(head)
+    order = np.concatenate([head, np.arange(n, len(shown))]).astype(np.int64)
+    entries = []
+    for slot, pos in enumerate(order):
+        entry = shown[int(pos)]
+        reason = entry.reason
+        if int(pos) in reasons and reasons[int(pos)]:
+            reason += f"; llm: {reasons[int(pos)]}"
+        entries.append(replace(entry, position=slot, reason=reason))
+    return replace(
+        decision,
+        ids=decision.ids[order],
+        scores=decision.scores[order],
+        propensity=decision.propensity[order],
+        slots=decision.slots[order],
+        entries=entries + rest,
+    )
+
+
+async def llm_rerank(
+    served: Served,
+    llm: LLMLayer | None,
+    decision: Decision,
+    context: str,
+    endpoint: str,
+    metrics: ServingMetrics,
+) -> tuple[Decision, list[str]]:
+    """The decision with its top reordered by the blended LLM rerank, or as it was + why not."""
+    if llm is None:
+        return decision, ["llm_unavailable"]
+    if len(decision.ids) < 2:
+        return decision, []
+
+    def run() -> Decision:
+        reranker = llm.reranker(served)
+        out = reranker.rerank(decision.ids, decision.scores, context)
+        return reorder(decision, out.order, out.reasons)
+
+    try:
+        return await anyio.to_thread.run_sync(run), []
+    except LLMTimeout:
+        metrics.fallback(endpoint, "llm_timeout")
+        return decision, ["llm_timeout"]
+    except LLMError:
+        metrics.fallback(endpoint, "llm_error")
+        return decision, ["llm_error"]
+
+
+def history_context(served: Served, history: np.ndarray, last: int = 5) -> str:
+    """What a shopper's recent items were, for the reranker's prompt."""
+    if not len(history):
+        return "a new shopper with no history"
+    titles = [served.bundle.items.row(int(i)).get("title") or served.bundle.item_ids[int(i)]
+              for i in history[-last:]]  # fmt: skip
+    return "recently looked at: " + "; ".join(str(t) for t in titles)
+
+
+def truncate(decision: Decision, k: int) -> Decision:
+    """Only the first ``k`` shown items (the rest of the entries, removals, stay)."""
+    shown = [e for e in decision.entries if e.action == "shown"]
+    if len(shown) <= k:
+        return decision
+    rest = [e for e in decision.entries if e.action != "shown"]
+    return replace(
+        decision,
+        ids=decision.ids[:k],
+        scores=decision.scores[:k],
+        propensity=decision.propensity[:k],
+        slots=decision.slots[:k],
+        entries=shown[:k] + rest,
+    )

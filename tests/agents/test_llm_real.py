@@ -1,0 +1,188 @@
+"""The LLM layer on the real packaged model: in process, and through llama_cpp.server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from agents.layer import LLMLayer
+from agents.llm import LLMClient, LLMSettings, LLMTimeout, packaged_model
+from agents.rerank import LLMReranker, RerankConfig
+from agents.rewrite import QueryRewriter
+from recsys.artifacts import Bundle
+from serving.app import create_app
+from serving.settings import ServingSettings
+
+LONGTAIL = [
+    "my sister just took up wild camping, what should I get her, nothing over 150",
+    "present ideas for someone who enjoys vinyl and playlists",
+    "something for my husband who likes working out under 30",
+    "what can I get my mum? she is really into gardening",
+    "gift for a friend who loves baking bread at the weekend",
+    "my dad goes angling every sunday, any ideas under 80",
+]
+SCHEMA = {
+    "type": "object",
+    "properties": {"colour": {"enum": ["red", "green", "blue"]}, "count": {"type": "integer"}},
+    "required": ["colour", "count"],
+}
+
+
+def test_structured_output_parses(llm: LLMClient) -> None:
+    messages = [{"role": "user", "content": "Pick a colour and a number. Answer in JSON."}]
+    answer = llm.complete(messages, schema=SCHEMA, max_tokens=40, purpose="test").json()
+    assert answer["colour"] in {"red", "green", "blue"} and isinstance(answer["count"], int)
+    report = llm.report()["test"]
+    assert report["calls"] == 1 and report["completion_tokens"] > 0 and report["seconds"] > 0
+
+
+def test_a_deadline_cuts_the_answer(llm: LLMClient) -> None:
+    messages = [{"role": "user", "content": "Write a long story about a shop."}]
+    with pytest.raises(LLMTimeout):
+        llm.complete(messages, max_tokens=200, timeout_s=0.01, purpose="deadline")
+
+
+def test_every_rewrite_parses_and_validates(llm: LLMClient, shop_bundle: Bundle) -> None:
+    from recsys.search.stage import query_stage
+
+    lexical = query_stage(shop_bundle).lexical
+    rewriter = QueryRewriter(llm, shop_bundle.items, lambda w: w in lexical.vocab)
+    leaves = set(rewriter.by_leaf.values())
+    for query in LONGTAIL:
+        out = rewriter.rewrite(query, "force")
+        assert out.used_llm and out.kind == "longtail"
+        assert out.category is None or out.category in leaves
+        assert all(any(w in lexical.vocab for w in k.lower().split()) for k in out.keywords)
+        said = {float(n) for n in __import__("re").findall(r"\d+", query)}
+        assert out.price_max is None or out.price_max in said
+
+
+def test_rerank_is_a_permutation_of_the_candidates(llm: LLMClient, shop_bundle: Bundle) -> None:
+    reranker = LLMReranker(llm, shop_bundle.items, RerankConfig(top_n=8, weight=1.0))
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        items = rng.choice(len(shop_bundle.item_ids), 12, replace=False)
+        scores = np.sort(rng.random(12))[::-1]
+        out = reranker.rerank(items, scores, f"recently looked at: {trial}")
+        assert sorted(out.order.tolist()) == list(range(8))  # the top 8, each once
+        assert set(out.reasons) <= set(range(8))
+        assert sorted(out.llm_positions.tolist()) == list(range(8))
+
+
+def _app(bundle: Bundle, tmp: Path, layer: LLMLayer) -> TestClient:
+    settings = ServingSettings(
+        bundle_path=tmp / "none", events_path=tmp / "e.sqlite",
+        decision_log_path=tmp / "d.jsonl", load_on_start=False,
+    )  # fmt: skip
+    return TestClient(create_app(settings, bundle, llm=layer))
+
+
+def test_api_rewrite_and_rerank_never_leave_the_candidates(
+    llm: LLMClient, shop_bundle: Bundle, tmp_path: Path
+) -> None:
+    layer = LLMLayer(client=llm)
+    layer.rerank_config = RerankConfig(top_n=8, timeout_s=60.0)  # 20 take ~9 s on 2 cores
+    client = _app(shop_bundle, tmp_path, layer)
+    catalog = set(map(str, shop_bundle.item_ids))
+    for query in LONGTAIL[:3]:
+        plain = client.post("/v1/search", json={"query": query, "k": 8}).json()
+        body = client.post(
+            "/v1/search", json={"query": query, "k": 8, "rewrite": "auto", "llm_rerank": True}
+        ).json()
+        assert body["degraded"] == [] and body["rewrite"]["used_llm"] is True
+        assert {it["item_id"] for it in body["items"]} <= catalog
+        assert len(body["items"]) <= 8 and len(plain["items"]) <= 8
+    user = str(shop_bundle.user_ids[0])
+    ranked = client.post("/v1/recommend", json={"user_id": user, "k": 5}).json()
+    pool = client.post("/v1/recommend", json={"user_id": user, "k": 8}).json()
+    llm_ranked = client.post(
+        "/v1/recommend", json={"user_id": user, "k": 5, "llm_rerank": True}
+    ).json()
+    assert llm_ranked["degraded"] == [] and len(llm_ranked["items"]) == 5
+    # the LLM reorders the top 8 only: nothing outside the pipeline's own top 8 comes back
+    assert {it["item_id"] for it in llm_ranked["items"]} <= {it["item_id"] for it in pool["items"]}
+    assert any("llm:" in " ".join(it["reasons"]) for it in llm_ranked["items"])
+    assert len(ranked["items"]) == 5
+
+
+def test_a_slow_llm_returns_the_non_llm_answer_flagged(
+    llm: LLMClient, shop_bundle: Bundle, tmp_path: Path
+) -> None:
+    layer = LLMLayer(client=llm)
+    layer.rerank_config = RerankConfig(timeout_s=0.01)
+    client = _app(shop_bundle, tmp_path, layer)
+    user = str(shop_bundle.user_ids[1])
+    plain = client.post("/v1/recommend", json={"user_id": user, "k": 5}).json()
+    cut = client.post("/v1/recommend", json={"user_id": user, "k": 5, "llm_rerank": True}).json()
+    assert cut["degraded"] == ["llm_timeout"]
+    assert [it["item_id"] for it in cut["items"]] == [it["item_id"] for it in plain["items"]]
+    broken = _app(shop_bundle, tmp_path, LLMLayer(LLMSettings(model_path=tmp_path / "no.gguf")))
+    body = broken.post("/v1/search", json={"query": LONGTAIL[0], "rewrite": "force"}).json()
+    assert body["degraded"] == ["llm_error"] and "rewrite" not in body
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(llm: LLMClient) -> str:
+    """``python -m llama_cpp.server`` with the packaged model, on loopback."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model()),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        raise AssertionError("llama_cpp.server never came up")
+    yield url  # type: ignore[misc]
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_the_http_backend_speaks_to_llama_cpp_server(
+    llama_server: str, shop_bundle: Bundle
+) -> None:
+    client = LLMClient.from_settings(
+        LLMSettings(backend="openai", base_url=llama_server, timeout_s=60.0)
+    )
+    messages = [{"role": "user", "content": "Pick a colour and a number. Answer in JSON."}]
+    answer = client.complete(messages, schema=SCHEMA, max_tokens=40).json()
+    assert answer["colour"] in {"red", "green", "blue"} and isinstance(answer["count"], int)
+    from recsys.search.stage import query_stage
+
+    lexical = query_stage(shop_bundle).lexical
+    out = QueryRewriter(client, shop_bundle.items, lambda w: w in lexical.vocab).rewrite(
+        LONGTAIL[2], "force"
+    )
+    assert out.used_llm and (out.price_max is None or out.price_max == 30.0)
+
+
+def test_an_unreachable_server_is_an_error_after_retries() -> None:
+    client = LLMClient.from_settings(
+        LLMSettings(backend="openai", base_url=f"http://127.0.0.1:{_free_port()}/v1", retries=2)
+    )
+    started = time.monotonic()
+    with pytest.raises(Exception, match="LLM server at"):
+        client.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+    assert client.usage["chat"].errors == 1 and time.monotonic() - started < 5
