@@ -25,6 +25,7 @@ class LLMLayer:
         self._rewriters: dict[str, QueryRewriter] = {}
         self._rerankers: dict[str, LLMReranker] = {}
         self.rerank_config = RerankConfig()
+        self.compare_timeout_s = 20.0  # four claims take SmolLM2-135M ~5-10 s on 2 cores
 
     def client(self) -> LLMClient:
         """The client; :class:`LLMError` when it cannot be built (remembered, not retried)."""

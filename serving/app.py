@@ -27,6 +27,7 @@ from recsys.events import EventLog
 from serving import errors
 from serving.admin.router import router as admin_router
 from serving.admin.service import BundleWatcher, Reloader
+from serving.compare.router import router as compare_router
 from serving.events.router import router as events_router
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
@@ -132,6 +133,7 @@ def create_app(
     app.add_exception_handler(Exception, errors.internal_handler)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     routers = [recommend_router, search_router, rank_router, items_router, events_router]
+    routers += [compare_router]
     for router in (*routers, health_router):
         app.include_router(router)
     if settings.admin_api_key is not None:  # no key, no admin routes
