@@ -25,6 +25,7 @@ class LLMLayer:
         self._rewriters: dict[str, QueryRewriter] = {}
         self._rerankers: dict[str, LLMReranker] = {}
         self.rerank_config = RerankConfig()
+        self.rewrite_config = RewriteConfig()
         self.compare_timeout_s = 20.0  # four claims take SmolLM2-135M ~5-10 s on 2 cores
 
     def client(self) -> LLMClient:
@@ -45,9 +46,14 @@ class LLMLayer:
         version = served.version
         rewriter = self._rewriters.get(version)
         if rewriter is None:
-            lexical = served.search.stages[0].lexical
+            stage = served.search.stages[0]
+            lexical = stage.lexical
             rewriter = QueryRewriter(
-                self.client(), served.bundle.items, lambda w: w in lexical.vocab, RewriteConfig()
+                self.client(),
+                served.bundle.items,
+                lambda w: w in lexical.vocab,
+                self.rewrite_config,
+                similarity=encoder_similarity(stage.text.model) if stage.text else None,
             )
             self._rewriters = {version: rewriter}  # the old bundle's goes with it
         return rewriter
@@ -62,3 +68,14 @@ class LLMLayer:
             reranker = LLMReranker(self.client(), served.bundle.items, self.rerank_config)
             self._rerankers = {version: reranker}
         return reranker
+
+
+def encoder_similarity(model: Any) -> Any:
+    """(query, texts) -> cosine similarities with the bundle's sentence encoder."""
+    import numpy as np
+
+    def similarity(query: str, texts: list[str]) -> np.ndarray:
+        vectors = model.encode_queries([query, *texts])  # (1 + n, D), unit length
+        return np.asarray(vectors[1:] @ vectors[0])
+
+    return similarity

@@ -158,7 +158,7 @@ class LLMReranker:
         answer = self.llm.complete(
             self.messages([int(i) for i in head], context),
             schema=self.schema(ids),
-            max_tokens=40 + n * 24,
+            max_tokens=40 + n * 60,  # an id, a reason of up to 40 characters, the JSON around
             timeout_s=self.config.timeout_s,
             purpose="rerank",
         ).json()

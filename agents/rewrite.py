@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from agents.llm import LLMClient, LLMError
 from recsys.catalog import Catalog
 from recsys.search.lexical import tokens
@@ -45,6 +47,9 @@ SYSTEM = (
 class RewriteConfig:
     longtail_words: int = 5  # this many words or more reads as natural language
     min_known: float = 0.6  # below this share of words the catalog knows: long-tail
+    # a keyword or category must be this close (cosine, sentence encoder) to the query itself:
+    # SmolLM2-135M offers "Baby Boots" for a son who took up cooking
+    min_similarity: float = 0.3
     max_keywords: int = 4
     timeout_s: float = 6.0
     max_tokens: int = 96
@@ -57,6 +62,7 @@ class Rewrite:
     keywords: tuple[str, ...] = ()
     category: str | None = None  # a catalog category path
     price_max: float | None = None
+    price_source: Literal["llm", "text"] | None = None  # the model, or the words' own budget
     rejected: tuple[str, ...] = ()  # what validation threw away, and why
     used_llm: bool = False
 
@@ -82,6 +88,8 @@ class QueryRewriter:
     catalog: Catalog
     vocabulary: Callable[[str], bool]  # is this word in the catalog's search vocabulary
     config: RewriteConfig = field(default_factory=RewriteConfig)
+    # (query, candidates) -> (n,) cosine similarities; None where the bundle has no encoder
+    similarity: Callable[[str, list[str]], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         paths = self.catalog.categories() if self.catalog.category is not None else []
@@ -154,23 +162,35 @@ class QueryRewriter:
             category = self.by_leaf.get(leaf)
             if category is None:
                 rejected.append(f"category {leaf!r}: not a catalog category")
+        if self.similarity is not None and (keywords or category):
+            names = [*keywords, *([category.split(" > ")[-1]] if category else [])]
+            close = self.similarity(query, names) >= self.config.min_similarity
+            for name, ok in zip(names, close, strict=True):
+                if not ok:
+                    rejected.append(f"{name!r}: not close enough in meaning to the query")
+            keywords = [k for k, ok in zip(keywords, close, strict=False) if ok]
+            if category and not close[-1]:
+                category = None
         price = answer.get("price_max")
         price_max = None
+        price_source: Literal["llm", "text"] | None = None
         said = {float(n) for n in NUMBER.findall(query)}
         if isinstance(price, int | float) and not isinstance(price, bool):
             if float(price) in said and 0 < float(price) < 1e7:
-                price_max = float(price)
+                price_max, price_source = float(price), "llm"
             else:
                 rejected.append(f"price_max {price}: not a number the shopper said")
         if price_max is None:  # the model missed a budget the words state plainly
             stated = PRICE.findall(query)
-            price_max = float(stated[-1]) if stated else None
+            if stated:
+                price_max, price_source = float(stated[-1]), "text"
         return Rewrite(
             query=query,
             kind=kind,
             keywords=tuple(keywords[: self.config.max_keywords]),
             category=category,
             price_max=price_max,
+            price_source=price_source,
             rejected=tuple(rejected),
             used_llm=True,
         )

@@ -5,9 +5,11 @@
 Builds a synthetic shop (head, attribute and long-tail queries with graded relevance from the
 generator's truth) and a bundle with the text encoder, then sends every query to
 ``POST /v1/search`` (in process, the server's own code) with ``rewrite=off`` and
-``rewrite=auto``, and reports graded NDCG@10 per query kind, the LLM's per-call latency and
-tokens, and how often it fell back. Stock and purchase rules are off so that relevance alone
-is measured. Prints one JSON document and writes benchmarks/results/search_rewrite.json.
+``rewrite=auto``, and ``budget_only`` (rewrite off, the query's own stated budget applied as a
+filter: how much of auto's gain needs no LLM), and reports graded NDCG@10 per query kind, the
+LLM's per-call latency and tokens, and how often it fell back. Stock and purchase rules are
+off so that relevance alone is measured. Prints one JSON document and writes
+benchmarks/results/search_rewrite.json.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.layer import LLMLayer  # noqa: E402
+from agents.rewrite import PRICE  # noqa: E402
 from recsys.artifacts import TrainConfig, load_bundle, train_bundle  # noqa: E402
 from recsys.data.synth import generate  # noqa: E402
 
@@ -80,10 +83,16 @@ def main() -> None:
         client = TestClient(create_app(settings, bundle, llm=layer))
         rows: list[dict[str, Any]] = []
         for q in tqdm(list(queries.itertuples()), desc="queries"):
-            for mode in ("off", "auto"):
+            for mode in ("off", "auto", "budget_only"):
                 started = time.perf_counter()
+                filters: dict[str, Any] = dict(EVERYTHING)
+                if mode == "budget_only":  # the ablation: the stated budget alone, no LLM
+                    stated = PRICE.findall(str(q.text))
+                    if stated:
+                        filters["price_max"] = float(stated[-1])
                 body = client.post("/v1/search", json={
-                    "query": q.text, "k": 10, "rewrite": mode, "filters": EVERYTHING,
+                    "query": q.text, "k": 10, "filters": filters,
+                    "rewrite": "off" if mode == "budget_only" else mode,
                 }).json()  # fmt: skip
                 rows.append({
                     "query_id": q.query_id, "kind": q.kind, "mode": mode,
@@ -91,6 +100,9 @@ def main() -> None:
                                        grades.get(str(q.query_id), {})),
                     "ms": (time.perf_counter() - started) * 1000.0,
                     "rewritten": bool(body.get("rewrite") and body["rewrite"]["used_llm"]),
+                    "kept_terms": len((body.get("rewrite") or {}).get("keywords", []))
+                    + int(bool((body.get("rewrite") or {}).get("category"))),
+                    "price_source": (body.get("rewrite") or {}).get("price_source"),
                     "degraded": body.get("degraded", []),
                 })  # fmt: skip
     frame = pd.DataFrame(rows)
@@ -102,6 +114,9 @@ def main() -> None:
             "queries": len(part),
             "rewritten": int(part["rewritten"].sum()),
             "degraded": int(part["degraded"].map(bool).sum()),
+            "kept_keywords_or_category": int((part["kept_terms"] > 0).sum()),
+            "price_cap_from_llm": int((part["price_source"] == "llm").sum()),
+            "price_cap_from_text": int((part["price_source"] == "text").sum()),
             "median_ms": round(float(np.median(part["ms"])), 1),
         }
     llm = layer.client().report() if layer._client is not None else {}

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agents.layer import LLMLayer
+from agents.memory import open_memory
 from recsys.artifacts import Bundle, BundleError, load_bundle
 from recsys.catalog import CatalogError
 from recsys.decision import load_decision_config
@@ -27,6 +28,8 @@ from recsys.events import EventLog
 from serving import errors
 from serving.admin.router import router as admin_router
 from serving.admin.service import BundleWatcher, Reloader
+from serving.chat.router import router as chat_router
+from serving.chat.service import ChatService
 from serving.compare.router import router as compare_router
 from serving.events.router import router as events_router
 from serving.health.router import router as health_router
@@ -124,6 +127,7 @@ def create_app(
     app.state.decision_log = decisions
     app.state.reloader = reloader
     app.state.llm = llm or LLMLayer()  # loads no model until an LLM feature is asked for
+    app.state.chat = ChatService(open_memory(str(settings.chat_memory)))
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_handler)
@@ -133,7 +137,7 @@ def create_app(
     app.add_exception_handler(Exception, errors.internal_handler)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     routers = [recommend_router, search_router, rank_router, items_router, events_router]
-    routers += [compare_router]
+    routers += [compare_router, chat_router]
     for router in (*routers, health_router):
         app.include_router(router)
     if settings.admin_api_key is not None:  # no key, no admin routes

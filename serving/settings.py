@@ -60,6 +60,11 @@ class ServingSettings(BaseSettings):
         "and idle BLAS threads spin on the cores other requests need: scale with --workers "
         "instead; RECSYS_COMPUTE_THREADS.",
     )
+    chat_memory: str = Field(
+        default="var/serving/chat.sqlite",
+        description="Shopping-agent session memory: a SQLite file, or redis://host:port/db for "
+        "several replicas; RECSYS_CHAT_MEMORY.",
+    )
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="Key for the /admin routes; they are off while it is unset (no default).",

@@ -24,7 +24,7 @@ class SearchUnavailableError(RuntimeError):
 # the dense encoder understands paraphrases, BM25 exact words (brands, sizes): both matter
 QUOTAS = {"lexical": 0.5, "text": 0.5}
 # all rewrites of a query together weigh this much against the original's own lists
-REWRITE_SHARE = 1.0
+REWRITE_SHARE = 0.5
 
 
 @dataclass

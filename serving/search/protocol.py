@@ -59,6 +59,10 @@ class RewriteInfo(BaseModel):
     keywords: list[str] = Field(description="Validated keyword rewrites, searched and fused.")
     category: str | None = Field(description="Validated catalog category, searched and fused.")
     price_max: float | None = Field(description="Price cap stated in the query, applied.")
+    price_source: Literal["llm", "text"] | None = Field(
+        description="Who found the cap: the LLM (checked against the query's numbers), or the "
+        "query's own budget phrase when the LLM missed it."
+    )
     rejected: list[str] = Field(description="LLM output that validation threw away, and why.")
 
 

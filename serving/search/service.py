@@ -109,6 +109,7 @@ async def search(
             keywords=list(rewrite.keywords),
             category=rewrite.category,
             price_max=rewrite.price_max,
+            price_source=rewrite.price_source,
             rejected=list(rewrite.rejected),
         )
     fill(response, served, result, request.explain or request.llm_rerank, request.trace)

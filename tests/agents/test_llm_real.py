@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from agents.layer import LLMLayer
 from agents.llm import LLMClient, LLMSettings, LLMTimeout, packaged_model
 from agents.rerank import LLMReranker, RerankConfig
-from agents.rewrite import QueryRewriter
+from agents.rewrite import QueryRewriter, RewriteConfig
 from recsys.artifacts import Bundle
 from serving.app import create_app
 from serving.settings import ServingSettings
@@ -54,7 +54,9 @@ def test_every_rewrite_parses_and_validates(llm: LLMClient, shop_bundle: Bundle)
     from recsys.search.stage import query_stage
 
     lexical = query_stage(shop_bundle).lexical
-    rewriter = QueryRewriter(llm, shop_bundle.items, lambda w: w in lexical.vocab)
+    rewriter = QueryRewriter(
+        llm, shop_bundle.items, lambda w: w in lexical.vocab, RewriteConfig(timeout_s=60.0)
+    )
     leaves = set(rewriter.by_leaf.values())
     for query in LONGTAIL:
         out = rewriter.rewrite(query, "force")
@@ -66,7 +68,9 @@ def test_every_rewrite_parses_and_validates(llm: LLMClient, shop_bundle: Bundle)
 
 
 def test_rerank_is_a_permutation_of_the_candidates(llm: LLMClient, shop_bundle: Bundle) -> None:
-    reranker = LLMReranker(llm, shop_bundle.items, RerankConfig(top_n=8, weight=1.0))
+    reranker = LLMReranker(
+        llm, shop_bundle.items, RerankConfig(top_n=8, weight=1.0, timeout_s=60.0)
+    )
     rng = np.random.default_rng(0)
     for trial in range(3):
         items = rng.choice(len(shop_bundle.item_ids), 12, replace=False)
@@ -90,6 +94,7 @@ def test_api_rewrite_and_rerank_never_leave_the_candidates(
 ) -> None:
     layer = LLMLayer(client=llm)
     layer.rerank_config = RerankConfig(top_n=8, timeout_s=60.0)  # 20 take ~9 s on 2 cores
+    layer.rewrite_config = RewriteConfig(timeout_s=60.0)  # correctness, on a shared machine
     client = _app(shop_bundle, tmp_path, layer)
     catalog = set(map(str, shop_bundle.item_ids))
     for query in LONGTAIL[:3]:
@@ -172,9 +177,9 @@ def test_the_http_backend_speaks_to_llama_cpp_server(
     from recsys.search.stage import query_stage
 
     lexical = query_stage(shop_bundle).lexical
-    out = QueryRewriter(client, shop_bundle.items, lambda w: w in lexical.vocab).rewrite(
-        LONGTAIL[2], "force"
-    )
+    out = QueryRewriter(
+        client, shop_bundle.items, lambda w: w in lexical.vocab, RewriteConfig(timeout_s=60.0)
+    ).rewrite(LONGTAIL[2], "force")
     assert out.used_llm and (out.price_max is None or out.price_max == 30.0)
 
 

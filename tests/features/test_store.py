@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -114,35 +109,6 @@ def test_config_names_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_FEATURES_ONLINE_STORE", "mongo")
     with pytest.raises(ValueError, match="RECSYS_FEATURES_ONLINE_STORE='mongo'"):
         FeatureStoreConfig.from_env()
-
-
-@pytest.fixture()
-def redis_port(tmp_path: Path) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary not found on PATH (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def test_redis_apply_materialize_readback(

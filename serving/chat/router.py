@@ -1,0 +1,60 @@
+"""POST /v1/chat (server-sent events) and GET /v1/chat/{session_id}/trace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
+
+from serving.chat.protocol import ChatRequest, TraceResponse
+from serving.chat.service import ChatService
+from serving.deps import LLMDep, ServedDep
+from serving.errors import error_responses
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+async def chat_service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat
+    return service
+
+
+ChatDep = Annotated[ChatService, Depends(chat_service)]
+
+
+@router.post(
+    "/chat",
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(422, 503)},
+    summary="One turn with the shopping agent, streamed as server-sent events",
+)
+async def chat(
+    body: ChatRequest, served: ServedDep, llm: LLMDep, service: ChatDep
+) -> StreamingResponse:
+    """Events: `step` (thought, action, observation, timings, tokens) per agent step, then
+    `message` (the answer and the items it shows), then `done`. A step budget and a deadline
+    bound the turn; a failing LLM falls back to a plain search, flagged in `degraded`."""
+    events = iterate_in_threadpool(service.stream(served, llm, body))
+    return StreamingResponse(events, media_type="text/event-stream")
+
+
+@router.get(
+    "/chat/{session_id}/trace",
+    response_model=TraceResponse,
+    responses=error_responses(422),
+    summary="The full chain of a conversation",
+)
+async def trace(
+    service: ChatDep,
+    session_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9_.:-]+$",
+            description="The conversation.",
+        ),
+    ],
+) -> TraceResponse:
+    return TraceResponse(session_id=session_id, events=service.memory.trace(session_id))
