@@ -279,6 +279,9 @@ class LLMClient:
         except LLMError:
             usage.errors += 1
             raise
+        except Exception as exc:  # the backend's own failure (llama.cpp: prompt over n_ctx)
+            usage.errors += 1
+            raise LLMError(f"{purpose}: the LLM backend failed: {exc}") from exc
         seconds = time.monotonic() - started
         usage.calls += 1
         usage.seconds += seconds

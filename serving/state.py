@@ -90,8 +90,8 @@ class Served:
 
         search_decision = DecisionStage(bundle.items, config, purchases, ranked=False)
         feed = None
-        if push_features and bundle.ranking is not None:
-            feed = feature_feed(bundle).start(replay=events)
+        if push_features and bundle.ranking is not None and events is not None:
+            feed = feature_feed(bundle, events).start()
         return cls(
             bundle=bundle,
             # bundle.pipeline raises ValueError for an unknown ranker
@@ -106,8 +106,8 @@ class Served:
         )
 
 
-def feature_feed(bundle: Bundle) -> FeatureFeed:
-    """A feed pushing events into the bundle's Feast repository (its own store instance)."""
+def feature_feed(bundle: Bundle, events: EventLog) -> FeatureFeed:
+    """A feed pushing the logged events into the bundle's Feast repository (its own store)."""
     from features.push import EventPusher, snapshot_history
     from features.store import FeatureRepo
     from recsys.data.sequences import EncodedDataset
@@ -120,7 +120,7 @@ def feature_feed(bundle: Bundle) -> FeatureFeed:
     history = snapshot_history(bundle.user_ids, bundle.item_ids, leave_one_out(enc).train)
     pusher = EventPusher(FeatureRepo(bundle.path / FEATURE_REPO), history)
     online = bundle.ranking.features
-    return FeatureFeed(pusher, on_pushed=getattr(online, "forget", lambda users: None))
+    return FeatureFeed(pusher, events, on_pushed=getattr(online, "forget", lambda users: None))
 
 
 class AppState:
@@ -194,5 +194,5 @@ class AppState:
         fresh = self.events.append(event)
         served.session.sync(self.events)  # this event, and any another worker logged
         if fresh and served.feed is not None:
-            served.feed.submit(self.events.get(event.event_id) or event)  # with its ts
+            served.feed.notify()
         return fresh

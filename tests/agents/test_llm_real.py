@@ -191,3 +191,11 @@ def test_an_unreachable_server_is_an_error_after_retries() -> None:
     with pytest.raises(Exception, match="LLM server at"):
         client.complete([{"role": "user", "content": "hi"}], timeout_s=5)
     assert client.usage["chat"].errors == 1 and time.monotonic() - started < 5
+
+
+def test_a_prompt_over_the_context_window_is_an_llm_error(llm: LLMClient) -> None:
+    from agents.llm import LLMError
+
+    huge = [{"role": "user", "content": "0" * 20_000}]  # far past n_ctx: llama.cpp refuses
+    with pytest.raises(LLMError, match="backend failed"):
+        llm.complete(huge, max_tokens=10, purpose="overflow")
