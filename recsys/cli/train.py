@@ -41,6 +41,14 @@ def train(
         bool,
         typer.Option("--rank-only", help="Keep the bundle's sources; (re)train its rankers."),
     ] = False,
+    dlrm_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train the DLRM on TorchRec's DistributedModelParallel with this many torchrun "
+            "workers (gloo on CPU, NCCL on GPU), tables sharded by the planner.",
+        ),
+    ] = 1,
 ) -> None:
     """Train the candidate sources (early stopping on validation), index them, write a bundle."""
     with user_errors():
@@ -58,7 +66,11 @@ def train(
         ranking = (
             None
             if no_ranking
-            else RankerTrainConfig(rankers=tuple(ranker) if ranker else RANKERS, seed=seed)
+            else RankerTrainConfig(
+                rankers=tuple(ranker) if ranker else RANKERS,
+                seed=seed,
+                dlrm_workers=dlrm_workers,
+            )
         )
         if rank_only:
             if ranking is None:

@@ -33,6 +33,9 @@ class RankerTrainConfig:
     max_users: int | None = 30_000  # training groups drawn from the validation users
     seed: int = 0
     batch: int = 512  # users retrieved at a time
+    # > 1: the DLRM trains on TorchRec's DistributedModelParallel under torchrun with this many
+    # workers (tables sharded by the planner); the ranker it yields is the same kind of object
+    dlrm_workers: int = 1
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.rankers) - set(RANKERS))
@@ -104,9 +107,19 @@ def fit_rankers(
         if name == "lightgbm":
             model = LGBMRanker(LGBMRankerConfig(seed=config.seed)).fit(train)
         else:
-            from models.dlrm import DLRMConfig, DLRMRanker
+            from models.dlrm import DLRMConfig, DLRMRanker, _hold_out_groups
 
-            model = DLRMRanker(DLRMConfig(seed=config.seed), progress=progress).fit(train)
+            dlrm_config = DLRMConfig(seed=config.seed)
+            if config.dlrm_workers > 1:
+                from models.dlrm_distributed import train_with_torchrun
+
+                rng = np.random.default_rng(config.seed)
+                fit, held = _hold_out_groups(train, dlrm_config.holdout_groups, rng)
+                if held is None:
+                    raise ValueError("distributed DLRM training needs enough groups to hold out")
+                model, _ = train_with_torchrun(fit, held, dlrm_config, config.dlrm_workers)
+            else:
+                model = DLRMRanker(dlrm_config, progress=progress).fit(train)
         models[name] = model
         report[name] = {"fit_seconds": round(time.perf_counter() - started, 3)}
     report["rows"] = {"train": int(train.n_rows), "groups": len(train.group)}
