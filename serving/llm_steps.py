@@ -7,7 +7,9 @@ named in ``degraded``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import anyio
 import numpy as np
@@ -17,6 +19,8 @@ from agents.llm import LLMError, LLMTimeout
 from recsys.decision import Decision
 from serving.metrics import ServingMetrics
 from serving.state import Served
+
+T = TypeVar("T")
 
 
 def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> Decision:
@@ -61,14 +65,22 @@ async def llm_rerank(
         out = reranker.rerank(decision.ids, decision.scores, context)
         return reorder(decision, out.order, out.reasons)
 
+    reranked, degraded = await guarded(run, endpoint=endpoint, metrics=metrics)
+    return (decision if reranked is None else reranked), degraded
+
+
+async def guarded(
+    step: Callable[[], T], *, endpoint: str, metrics: ServingMetrics
+) -> tuple[T | None, list[str]]:
+    """Run an LLM step off the event loop: (its result, []) or (None, [why it degraded])."""
     try:
-        return await anyio.to_thread.run_sync(run), []
+        return await anyio.to_thread.run_sync(step), []
     except LLMTimeout:
-        metrics.fallback(endpoint, "llm_timeout")
-        return decision, ["llm_timeout"]
+        kind = "llm_timeout"
     except LLMError:
-        metrics.fallback(endpoint, "llm_error")
-        return decision, ["llm_error"]
+        kind = "llm_error"
+    metrics.fallback(endpoint, kind)
+    return None, [kind]
 
 
 def history_context(served: Served, history: np.ndarray, last: int = 5) -> str:

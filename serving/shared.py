@@ -160,6 +160,11 @@ class ListResponse(BaseModel):
     )
 
 
+def decided_k(k: int, llm_rerank: bool, llm: LLMLayer | None) -> int:
+    """How many items the pipeline decides: ``k``, or the reranker's top when one follows."""
+    return max(k, llm.rerank_config.top_n) if (llm_rerank and llm is not None) else k
+
+
 def new_request_id(given: str | None) -> str:
     return given or uuid.uuid4().hex
 

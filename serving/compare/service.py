@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
-
 from agents.compare import Comparer
 from agents.layer import LLMLayer
-from agents.llm import LLMError, LLMTimeout
+from agents.llm import LLMError
 from serving.compare.protocol import ClaimOut, CompareRequest, CompareResponse, FlaggedOut
+from serving.llm_steps import guarded
 from serving.metrics import ServingMetrics
 from serving.state import Served
 
@@ -39,7 +38,7 @@ async def compare(
         response.degraded = ["llm_unavailable"]
         return response
 
-    def run() -> None:
+    def run() -> bool:
         if request.item_ids is not None:
             response.facts, checked = comparer.compare(request.item_ids, request.question)
             response.claims = [ClaimOut(**vars(c), citation=c.cite()) for c in checked.supported]
@@ -62,12 +61,9 @@ async def compare(
                                           citation=f"[{cite}.{t['attribute']}]"), why=t["why"])
                 for t in flagged
             ]  # fmt: skip
+        return True
 
-    try:
-        await anyio.to_thread.run_sync(run)
-    except (LLMTimeout, LLMError) as exc:
-        kind = "llm_timeout" if isinstance(exc, LLMTimeout) else "llm_error"
-        metrics.fallback(ENDPOINT, kind)
+    done, response.degraded = await guarded(run, endpoint=ENDPOINT, metrics=metrics)
+    if not done:
         response.facts = _facts(comparer, request)  # unknown ids/category raise CatalogError
-        response.degraded = [kind]
     return response

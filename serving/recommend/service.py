@@ -7,7 +7,14 @@ from recsys.decision.log import DecisionLog
 from serving.llm_steps import history_context
 from serving.metrics import ServingMetrics
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
-from serving.shared import fill, new_request_id, request_of, run_list, with_llm_rerank
+from serving.shared import (
+    decided_k,
+    fill,
+    new_request_id,
+    request_of,
+    run_list,
+    with_llm_rerank,
+)
 from serving.state import Served
 
 ENDPOINT = "recommend"
@@ -21,8 +28,9 @@ async def recommend(
     llm: LLMLayer | None = None,
 ) -> RecommendResponse:
     request_id = new_request_id(request.request_id)
-    rerank_n = llm.rerank_config.top_n if (request.llm_rerank and llm is not None) else 0
-    decision = request_of(max(request.k, rerank_n), request.filters, request.explore, request_id)
+    decision = request_of(
+        decided_k(request.k, request.llm_rerank, llm), request.filters, request.explore, request_id
+    )
     inputs = {"user_id": request.user_id, "request": decision}
     result = run_list(
         served,

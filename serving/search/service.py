@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import anyio
-
 from agents.layer import LLMLayer
-from agents.llm import LLMError, LLMTimeout
 from agents.rewrite import Rewrite
 from recsys.decision.log import DecisionLog
+from serving.llm_steps import guarded
 from serving.metrics import ServingMetrics
 from serving.search.protocol import RewriteInfo, SearchRequest, SearchResponse
 from serving.shared import (
     FilterSpec,
+    decided_k,
     fill,
     new_request_id,
     request_of,
@@ -32,17 +31,10 @@ async def rewrite_query(
         return None, []
     if llm is None:
         return None, ["llm_unavailable"]
-    try:
-        rewrite = await anyio.to_thread.run_sync(
-            llm.rewrite, served, request.query, request.rewrite
-        )
-    except LLMTimeout:
-        metrics.fallback(ENDPOINT, "llm_timeout")
-        return None, ["llm_timeout"]
-    except LLMError:
-        metrics.fallback(ENDPOINT, "llm_error")
-        return None, ["llm_error"]
-    return rewrite, []
+    mode = request.rewrite
+    return await guarded(
+        lambda: llm.rewrite(served, request.query, mode), endpoint=ENDPOINT, metrics=metrics
+    )
 
 
 def with_rewrite(filters: FilterSpec | None, rewrite: Rewrite | None) -> FilterSpec | None:
@@ -69,8 +61,9 @@ async def search(
         leaf = rewrite.category.split(" > ")[-1] if rewrite.category else None
         expansions = (*rewrite.keywords, *((leaf,) if leaf else ()))
     filters = with_rewrite(request.filters, rewrite)
-    rerank_n = llm.rerank_config.top_n if (request.llm_rerank and llm is not None) else 0
-    decision = request_of(max(request.k, rerank_n), filters, request.explore, request_id)
+    decision = request_of(
+        decided_k(request.k, request.llm_rerank, llm), filters, request.explore, request_id
+    )
     inputs = {
         "user_id": request.user_id or ANONYMOUS,
         "query": request.query,
