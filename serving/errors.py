@@ -104,7 +104,12 @@ def _param(loc: Sequence[int | str]) -> str | None:
     parts = list(loc[1:]) if loc and loc[0] in {"body", "query", "path", "header"} else list(loc)
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "":  # a key that is the empty string still names the field at fault
+            out += '[""]'
+        else:
+            out += f".{part}" if out else str(part)
     return out or None
 
 

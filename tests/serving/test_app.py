@@ -137,3 +137,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RECSYS_ADMIN_API_KEY", "s3cret")
     key = ServingSettings().admin_api_key
     assert key is not None and key.get_secret_value() == "s3cret" and "s3cret" not in repr(key)
+
+
+def test_an_empty_key_is_named_in_the_error(client: TestClient) -> None:
+    """Found by the fuzzer: an extra key "" used to leave `param` empty."""
+    r = client.post("/v1/recommend", json={"user_id": "u1", "": None})
+    assert_error(r, 422, '[""]')
