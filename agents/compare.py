@@ -15,7 +15,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,10 +113,10 @@ class Comparer:
     llm: LLMClient
     catalog: Catalog
     timeout_s: float = 15.0
-    item_index: dict[str, int] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.item_index = {str(i): n for n, i in enumerate(self.catalog.item_ids)}
+    @property
+    def item_index(self) -> dict[str, int]:
+        return self.catalog.index
 
     def facts(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         unknown = [i for i in item_ids if i not in self.item_index]

@@ -144,7 +144,7 @@ def _recommend(args: RecommendInput, ctx: ToolContext) -> list[dict[str, Any]]:
 
 
 def _get_item(args: ItemInput, ctx: ToolContext) -> dict[str, Any]:
-    index = {str(i): n for n, i in enumerate(ctx.catalog.item_ids)}
+    index = ctx.catalog.index
     if args.item_id not in index:
         raise KeyError(f"no product {args.item_id!r}")
     facts = item_facts(ctx.catalog, index[args.item_id])

@@ -57,6 +57,7 @@ class Catalog:
     attributes: np.ndarray | None = None  # (I,) JSON str
     _category_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _brand_lookup: dict[str, str] | None = field(default=None, repr=False)
+    _index: dict[str, int] | None = field(default=None, repr=False)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Catalog:
@@ -90,6 +91,13 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """item id -> item index, built once per catalog."""
+        if self._index is None:
+            self._index = {str(item): i for i, item in enumerate(self.item_ids)}
+        return self._index
 
     def __repr__(self) -> str:
         return f"Catalog({len(self)} items, columns={self.columns})"

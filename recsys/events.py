@@ -185,6 +185,13 @@ class EventLog:
             ).fetchall()
         return [(int(found[0]), Event(*found[1:])) for found in rows]
 
+    def last_position(self) -> int:
+        """The position of the newest event (0 for an empty log)."""
+        with self._lock:
+            return int(
+                self._conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+            )
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

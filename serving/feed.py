@@ -57,7 +57,7 @@ class FeatureFeed:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged so far was pushed; True if it was."""
-        target = len(self.events) and self.events.since(0)[-1][0]
+        target = self.events.last_position()
         with self._idle:
             return self._idle.wait_for(lambda: self.position >= target, timeout)
 

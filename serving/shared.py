@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -212,27 +212,46 @@ def log_decision(
     )
 
 
-async def with_llm_rerank(
+async def run_decided(
     served: Served,
-    result: Result,
-    inputs: Mapping[str, Any],
+    pipeline: Pipeline,
+    inputs: dict[str, Any],
     *,
     k: int,
-    context: str,
+    llm_rerank: bool,
+    context: Callable[[Result], str],
     endpoint: str,
     metrics: ServingMetrics,
     log: DecisionLog | None,
     llm: LLMLayer | None,
-) -> list[str]:
-    """Rerank the result's top with the LLM in place, cut it to ``k``, log it; what degraded."""
-    from serving.llm_steps import llm_rerank, truncate
+) -> tuple[Result, list[str]]:
+    """:func:`run_list`, then, when asked, the LLM rerank of its top cut to ``k``; the decision
+    is logged once, as shown. Returns the result and what degraded."""
+    from serving.llm_steps import llm_rerank as rerank
+    from serving.llm_steps import truncate
 
-    decision, degraded = await llm_rerank(
-        served, llm, result.state["decision"], context, endpoint, metrics
+    result = run_list(
+        served, pipeline, inputs, endpoint=endpoint, metrics=metrics,
+        log=None if llm_rerank else log,
+    )  # fmt: skip
+    if not llm_rerank:
+        return result, []
+    decision, degraded = await rerank(
+        served, llm, result.state["decision"], context(result), endpoint, metrics
     )
     result.state["decision"] = truncate(decision, k)
     log_decision(served, inputs, result.state["decision"], endpoint, log)
-    return degraded
+    return result, degraded
+
+
+def count_fallbacks(
+    metrics: ServingMetrics, endpoint: str, cold_start: bool, ranker: str | None
+) -> None:
+    """The non-LLM fallbacks a ranked list can take: cold start, no ranker."""
+    if cold_start:
+        metrics.fallback(endpoint, "cold_start")
+    if ranker is None:
+        metrics.fallback(endpoint, "no_ranker")
 
 
 def fill(

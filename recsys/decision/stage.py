@@ -100,7 +100,7 @@ class DecisionStage:
 
     def __post_init__(self) -> None:
         self.reads = ("user_id", "request", "candidates", *(("ranked",) if self.ranked else ()))
-        self.item_index = {str(item): i for i, item in enumerate(self.catalog.item_ids)}
+        self.item_index = self.catalog.index
         # rules naming a brand or category the catalog lacks fail here, when a bundle loads
         probe = np.arange(min(1, len(self.catalog)))
         apply_rules(self.catalog, self.config, probe, np.zeros(len(probe)), self.item_index)

@@ -18,7 +18,14 @@ from recsys.retrieval.given import GivenCandidatesStage
 from recsys.retrieval.retriever import HistoryStage
 from serving.metrics import ServingMetrics
 from serving.rank.protocol import RankRequest, RankResponse
-from serving.shared import FilterSpec, fill, new_request_id, request_of, run_list
+from serving.shared import (
+    FilterSpec,
+    count_fallbacks,
+    fill,
+    new_request_id,
+    request_of,
+    run_list,
+)
 from serving.state import Served
 
 ENDPOINT = "rank"
@@ -79,9 +86,6 @@ def rank(
         log=log,
     )
     response.cold_start = bool(result.state["cold_start"])
-    if response.cold_start:
-        metrics.fallback(ENDPOINT, "cold_start")
-    if served.ranker is None:
-        metrics.fallback(ENDPOINT, "no_ranker")
+    count_fallbacks(metrics, ENDPOINT, response.cold_start, served.ranker)
     fill(response, served, result, request.explain, request.trace)
     return response

@@ -8,12 +8,12 @@ from serving.llm_steps import history_context
 from serving.metrics import ServingMetrics
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
 from serving.shared import (
+    count_fallbacks,
     decided_k,
     fill,
     new_request_id,
     request_of,
-    run_list,
-    with_llm_rerank,
+    run_decided,
 )
 from serving.state import Served
 
@@ -32,26 +32,13 @@ async def recommend(
         decided_k(request.k, request.llm_rerank, llm), request.filters, request.explore, request_id
     )
     inputs = {"user_id": request.user_id, "request": decision}
-    result = run_list(
-        served,
-        served.recommend,
-        inputs,
-        endpoint=ENDPOINT,
-        metrics=metrics,
-        log=None if request.llm_rerank else log,
-    )
-    degraded: list[str] = []
-    if request.llm_rerank:
-        context = history_context(served, result.state["history"])
-        degraded = await with_llm_rerank(
-            served, result, inputs, k=request.k, context=context, endpoint=ENDPOINT,
-            metrics=metrics, log=log, llm=llm,
-        )  # fmt: skip
+    result, degraded = await run_decided(
+        served, served.recommend, inputs, k=request.k, llm_rerank=request.llm_rerank,
+        context=lambda done: history_context(served, done.state["history"]),
+        endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
+    )  # fmt: skip
     cold = bool(result.state["cold_start"])
-    if cold:
-        metrics.fallback(ENDPOINT, "cold_start")
-    if served.ranker is None:
-        metrics.fallback(ENDPOINT, "no_ranker")
+    count_fallbacks(metrics, ENDPOINT, cold, served.ranker)
     response = RecommendResponse(
         model_version=served.version,
         request_id=request_id,

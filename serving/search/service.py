@@ -14,8 +14,7 @@ from serving.shared import (
     fill,
     new_request_id,
     request_of,
-    run_list,
-    with_llm_rerank,
+    run_decided,
 )
 from serving.state import Served
 
@@ -70,19 +69,12 @@ async def search(
         "expansions": expansions,
         "request": decision,
     }
-    result = run_list(
-        served,
-        served.search,
-        inputs,
-        endpoint=ENDPOINT,
-        metrics=metrics,
-        log=None if request.llm_rerank else log,
-    )
-    if request.llm_rerank:
-        degraded += await with_llm_rerank(
-            served, result, inputs, k=request.k, context=f"searched for: {request.query}",
-            endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
-        )  # fmt: skip
+    result, reranking = await run_decided(
+        served, served.search, inputs, k=request.k, llm_rerank=request.llm_rerank,
+        context=lambda _: f"searched for: {request.query}",
+        endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
+    )  # fmt: skip
+    degraded += reranking
     terms = int(result.state["query_terms"])
     if terms == 0:
         metrics.fallback(ENDPOINT, "no_lexical_match")

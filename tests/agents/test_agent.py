@@ -126,6 +126,13 @@ def test_budget_fallback_ask_and_trust(served: Served, tmp_path: Path) -> None:
     assert len(trusted["steps"]) == 1 and len(trusted["items"]) == 2
 
 
+def test_a_spent_deadline_ends_the_turn_with_the_fallback(served: Served, tmp_path: Path) -> None:
+    ctx = context(served, tmp_path)
+    out = run(agent([act("get_item", {"item_id": "nope"})], tmp_path, deadline_s=0.0), ctx,
+              "gift ideas please", sid="late")  # fmt: skip
+    assert out["steps"] == [] and out["degraded"] == ["deadline"] and out["items"]
+
+
 def test_memory_keeps_constraints_and_the_trace(served: Served, tmp_path: Path) -> None:
     ctx = context(served, tmp_path)
     a = agent([act("search_products", {"query": leaf(served)}),
@@ -171,8 +178,7 @@ def test_chat_streams_with_the_real_model(
         kinds = [line.split(": ", 1)[1] for line in r.iter_lines() if line.startswith("event:")]
     assert kinds[-2:] == ["message", "done"] and kinds.count("step") <= 3
     trace = client.get("/v1/chat/real-1/trace").json()["events"]
-    done = trace[-1]["data"]
-    assert done["seconds"] < 90.0 and trace[-2]["event"] == "message"
+    assert trace[-1]["event"] == "done" and trace[-2]["event"] == "message"
     tools = {"search_products", "recommend_for_user", "get_item", "compare_items", "ask_user",
              "final_answer"}  # fmt: skip
     assert all(e["data"]["tool"] in tools for e in trace if e["event"] == "step")

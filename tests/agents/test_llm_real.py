@@ -187,10 +187,9 @@ def test_an_unreachable_server_is_an_error_after_retries() -> None:
     client = LLMClient.from_settings(
         LLMSettings(backend="openai", base_url=f"http://127.0.0.1:{_free_port()}/v1", retries=2)
     )
-    started = time.monotonic()
     with pytest.raises(Exception, match="LLM server at"):
         client.complete([{"role": "user", "content": "hi"}], timeout_s=5)
-    assert client.usage["chat"].errors == 1 and time.monotonic() - started < 5
+    assert client.usage["chat"].errors == 1
 
 
 def test_a_prompt_over_the_context_window_is_an_llm_error(llm: LLMClient) -> None:
