@@ -3,6 +3,7 @@ request latency from 10k to 1M users and 1k to 100k items, on the synthetic shop
 
     python benchmarks/scaling.py [--sizes 10000x1000,30000x3000,100000x10000]
                                  [--sources popular,covisit,als,attributes] [--ranker lightgbm]
+                                 [--merge]
 
 Each size runs in its own process (so its peak memory is its own): generate the shop, train a
 bundle (every source, the ranker), then time single requests through the served pipeline.
@@ -124,6 +125,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # USERSxITEMS: measure in-process
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--merge", action="store_true",
+        help="keep the rows of other sizes already in scaling.json (replace same sizes)",
+    )  # fmt: skip
     args = parser.parse_args()
     sources = args.sources.split(",")
     if args.one:
@@ -141,6 +146,11 @@ def main() -> None:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"[scaling] {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (args.out / "scaling.json").exists():
+        fresh = {(r["users"], r["items"]) for r in rows}
+        kept = json.loads((args.out / "scaling.json").read_text())
+        rows = [r for r in kept if (r["users"], r["items"]) not in fresh] + rows
+        rows.sort(key=lambda r: (r["users"], r["items"]))
     (args.out / "scaling.json").write_text(json.dumps(rows, indent=2) + "\n")
     if len(rows) > 1:
         plot(rows, args.out / "scaling.png")
