@@ -13,6 +13,12 @@ synthetic shop at ``--users``/``--items`` (default 100k/20k, seed 0; saved next 
 under ``data/`` for its queries) trained with the fast sources (500 merged candidates) and the
 LightGBM ranker; that takes minutes and prints progress.
 
+``--connections`` keep-alive connections are spread evenly over the workers. With 64 (the
+default) a request goes to whichever connection is free, so in effect to a worker picked at random.
+With as many connections as workers, a worker never has two requests at once and the rest wait
+in the client's queue. That is a least-outstanding-requests balancer in front of the workers;
+the wait counts in the latency.
+
 Endpoints (``--endpoints``, default both): ``POST /v1/recommend`` ``{"user_id", "k": 10}`` with
 ids drawn from the bundle's users plus ~5% unknown ones (cold start), and ``POST /v1/search``
 ``{"query", "k": 10}`` with texts from the dataset's ``queries.parquet``. An endpoint whose first

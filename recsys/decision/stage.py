@@ -135,8 +135,8 @@ class DecisionStage:
             for p, reason in skipped.items()
         ]
         eligible = np.setdiff1d(np.arange(len(ids)), list(skipped), assume_unique=True)
-        rank_in_eligible = {int(p): n for n, p in enumerate(eligible)}
-        greedy = np.array([rank_in_eligible[int(p)] for p in kept], dtype=np.int64)
+        # eligible is sorted (setdiff1d) and holds every kept position: their ranks in it
+        greedy = np.searchsorted(eligible, np.asarray(kept, dtype=np.int64)).astype(np.int64)
         settings = self.config.exploration
         if not request.explore:
             settings = type(settings)(epsilon=0.0, pool=settings.pool)
