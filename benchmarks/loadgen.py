@@ -236,22 +236,25 @@ class LoadClient:
         gc.collect()
         gc.freeze()
         gc.disable()
-        cpu0, t0 = time.process_time(), time.perf_counter() + 0.005
-        sleep, put, clock = asyncio.sleep, self.queue.put_nowait, time.perf_counter
-        for offset, pick in zip(offsets.tolist(), picks.tolist(), strict=True):
-            due = t0 + offset
-            delay = due - clock()
-            if delay > 0:
-                await sleep(delay)
-            put((due, payloads[pick], run))  # late wake-ups send a burst: still timed from `due`
-        last_due = t0 + float(offsets[-1])
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                run.finished.wait(), max(0.0, last_due + self.timeout + 1 - clock())
-            )
-        run.open = False
-        gc.enable()
-        gc.unfreeze()
+        try:
+            cpu0, t0 = time.process_time(), time.perf_counter() + 0.005
+            sleep, put, clock = asyncio.sleep, self.queue.put_nowait, time.perf_counter
+            for offset, pick in zip(offsets.tolist(), picks.tolist(), strict=True):
+                due = t0 + offset
+                delay = due - clock()
+                if delay > 0:
+                    await sleep(delay)
+                # a late wake-up sends a burst, each request still timed from its `due`
+                put((due, payloads[pick], run))
+            last_due = t0 + float(offsets[-1])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    run.finished.wait(), max(0.0, last_due + self.timeout + 1 - clock())
+                )
+        finally:
+            run.open = False
+            gc.enable()
+            gc.unfreeze()
         unfinished = n - run.done
         while not self.queue.empty():  # never sent: drop them so the next rate starts clean
             self.queue.get_nowait()
