@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.llm import LLMClient, LLMError
+from agents.llm import LLMClient, answer_entries
 from recsys.catalog import Catalog, CatalogError
 
 SYSTEM = (
@@ -84,10 +84,7 @@ def check_claims(raw: Any, facts: dict[str, dict[str, Any]]) -> Checked:
     """Keep the claims whose (item, attribute, value) the facts hold; flag the rest."""
     supported: list[Claim] = []
     flagged: list[tuple[Claim, str]] = []
-    entries = raw.get("claims") if isinstance(raw, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict):
-            continue
+    for entry in answer_entries(raw, "claims", "compare", required=False):
         claim = Claim(
             item_id=str(entry.get("item_id", "")),
             attribute=str(entry.get("attribute", "")),
@@ -218,12 +215,7 @@ class Comparer:
                                 timeout_s=self.timeout_s, purpose="guide").json()  # fmt: skip
         kept: list[dict[str, str]] = []
         flagged: list[dict[str, str]] = []
-        tips = raw.get("tips") if isinstance(raw, dict) else None
-        if not isinstance(tips, list):
-            raise LLMError(f"guide: expected {{'tips': [...]}}, got {raw!r:.200}")
-        for t in tips:
-            if not isinstance(t, dict):
-                continue
+        for t in answer_entries(raw, "tips", "guide"):
             attribute, value = str(t.get("attribute", "")), t.get("value")
             entry = {"attribute": attribute, "value": "" if value is None else str(value),
                      "advice": " ".join(str(t.get("advice", "")).split())[:140]}  # fmt: skip

@@ -43,6 +43,20 @@ class LLMTimeout(LLMError):
     """The answer did not finish before its deadline."""
 
 
+def answer_entries(
+    answer: Any, key: str, purpose: str, required: bool = True
+) -> list[dict[str, Any]]:
+    """The object entries of ``answer[key]`` in a JSON answer shaped ``{key: [{...}, ...]}``;
+    entries that are not objects are skipped. A missing or non-list ``key`` raises
+    :class:`LLMError` naming ``purpose`` when ``required``, else gives no entries."""
+    entries = answer.get(key) if isinstance(answer, dict) else None
+    if not isinstance(entries, list):
+        if required:
+            raise LLMError(f"{purpose}: expected {{{key!r}: [...]}}, got {answer!r:.200}")
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
 class LLMSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_LLM_", extra="ignore")
 

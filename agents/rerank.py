@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.llm import LLMClient, LLMError
+from agents.llm import LLMClient, LLMError, answer_entries
 from recsys.catalog import Catalog
 
 SYSTEM = (
@@ -128,12 +128,7 @@ class LLMReranker:
         slot = {item: n for n, item in enumerate(ids)}
         placed: list[int] = []
         reasons: dict[int, str] = {}
-        entries = answer.get("ranking") if isinstance(answer, dict) else None
-        if not isinstance(entries, list):
-            raise LLMError(f"rerank: expected {{'ranking': [...]}}, got {answer!r:.200}")
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
+        for entry in answer_entries(answer, "ranking", "rerank"):
             n = slot.get(str(entry.get("id")))
             if n is None or n in reasons:
                 continue
