@@ -7,11 +7,27 @@ and one whose LLM cannot load (no ``llm`` extra, a bad URL) keeps answering with
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
-from agents.llm import LLMClient, LLMError, LLMSettings
+from agents.llm import LLMClient, LLMError, LLMSettings, LLMTimeout
+from agents.port import CatalogPort
 from agents.rerank import LLMReranker, RerankConfig
 from agents.rewrite import QueryRewriter, Rewrite, RewriteConfig
+
+T = TypeVar("T")
+
+
+def attempt(step: Callable[[], T]) -> tuple[T | None, list[str]]:
+    """Run one LLM step: (its result, []) or (None, [why it degraded]); never raises an LLM
+    failure. The server and the notebooks guard every LLM step with it, so both show the
+    non-LLM answer, flagged, when the model is late, fails or cannot load."""
+    try:
+        return step(), []
+    except LLMTimeout:
+        return None, ["llm_timeout"]
+    except LLMError:
+        return None, ["llm_error"]
 
 
 class LLMLayer:
@@ -41,31 +57,29 @@ class LLMLayer:
                     raise LLMError(self._failure) from exc
             return self._client
 
-    def rewriter(self, served: Any) -> QueryRewriter:
-        """The query rewriter over ``served``'s catalog and search vocabulary."""
-        version = served.version
+    def rewriter(self, engine: CatalogPort) -> QueryRewriter:
+        """The query rewriter over ``engine``'s catalog and search vocabulary."""
+        version = engine.version
         rewriter = self._rewriters.get(version)
         if rewriter is None:
-            stage = served.search.stages[0]
-            lexical = stage.lexical
             rewriter = QueryRewriter(
                 self.client(),
-                served.bundle.items,
-                lambda w: w in lexical.vocab,
+                engine.catalog,
+                engine.in_vocabulary,
                 self.rewrite_config,
-                similarity=encoder_similarity(stage.text.model) if stage.text else None,
+                similarity=engine.encoder(),
             )
             self._rewriters = {version: rewriter}  # the old bundle's goes with it
         return rewriter
 
-    def rewrite(self, served: Any, query: str, mode: Literal["auto", "force"]) -> Rewrite:
-        return self.rewriter(served).rewrite(query, mode)
+    def rewrite(self, engine: CatalogPort, query: str, mode: Literal["auto", "force"]) -> Rewrite:
+        return self.rewriter(engine).rewrite(query, mode)
 
-    def reranker(self, served: Any) -> LLMReranker:
-        version = served.version
+    def reranker(self, engine: CatalogPort) -> LLMReranker:
+        version = engine.version
         reranker = self._rerankers.get(version)
         if reranker is None:
-            reranker = LLMReranker(self.client(), served.bundle.items, self.rerank_config)
+            reranker = LLMReranker(self.client(), engine.catalog, self.rerank_config)
             self._rerankers = {version: reranker}
         return reranker
 

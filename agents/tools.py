@@ -19,7 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.compare import Comparer, item_facts
+from agents.port import EnginePort
 from recsys.catalog import Catalog
+from recsys.decision import Filters
 
 NAME = re.compile(r"^[a-z][a-z_]{2,40}$")
 
@@ -38,6 +40,20 @@ class ToolContext:
     comparer: Comparer | None = None
     constraints: dict[str, Any] = field(default_factory=dict)  # the shopper's, e.g. price_max
     shown: list[str] = field(default_factory=list)  # item ids shown in this session
+
+    @classmethod
+    def over(
+        cls, engine: EnginePort, user_id: str | None, comparer: Comparer | None = None
+    ) -> ToolContext:
+        """Tools acting for ``user_id`` (None: an anonymous shopper) through ``engine``."""
+
+        def search(query: str, cap: float | None, k: int) -> list[int]:
+            return engine.search(query, Filters(price_max=cap), k, user_id)
+
+        def recommend(k: int) -> list[int]:
+            return engine.recommend(user_id, k, Filters())
+
+        return cls(engine.catalog, search, recommend, comparer)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Baseline quality on every real dataset in ../shared/data and on the synthetic shop.
+"""Baseline quality on every real dataset present and on the synthetic shop.
 
     python benchmarks/baselines.py [--synth-users 100000 --synth-items 20000] [--ties expected]
 
 Imports each dataset into var/bench/, evaluates `popular` and `covisit` with the full-ranking
 leave-one-out protocol, prints one JSON document and writes benchmarks/results/baselines.json
-and .md, next to the reference numbers of DESIGN.md.
+and .md, next to the reference numbers on Beauty (docs/datasets.md). The real datasets are read
+from `recsys.data.locations.datasets_dir()` (docs/datasets.md: data/raw/ or
+RECSYS_DATASETS_DIR); a dataset that is not there is skipped.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ sys.path.insert(0, str(ROOT))
 from models.registry import make_model  # noqa: E402
 from recsys.data.contract import Dataset, load_dataset  # noqa: E402
 from recsys.data.importers import import_dataset  # noqa: E402
+from recsys.data.locations import datasets_dir  # noqa: E402
 from recsys.data.synth import generate  # noqa: E402
 from recsys.evaluation.protocol import evaluate_model  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+# The development copy of the real datasets, beside the repository (layout: docs/datasets.md).
+SHARED = datasets_dir()
 REAL = {
     "amazon-beauty": ("s3rec", SHARED / "amazon-beauty" / "Beauty.txt"),
     "ml-100k": ("ml100k", SHARED / "ml-100k"),
@@ -34,7 +38,7 @@ REAL = {
 REFERENCE = {
     ("amazon-beauty", "popular"): {"ndcg@10": 0.00546, "recall@10": 0.01154},
     ("amazon-beauty", "SASRec (published)"): {"ndcg@10": 0.0432, "recall@10": 0.0848},
-    ("amazon-beauty", "EASE (DESIGN.md)"): {"ndcg@10": 0.0356, "recall@10": 0.0670},
+    ("amazon-beauty", "EASE (reference)"): {"ndcg@10": 0.0356, "recall@10": 0.0670},
     ("amazon-beauty", "LlamaRec (published)"): {"ndcg@10": 0.0554, "recall@10": 0.0971},
 }
 MODELS = ("popular", "covisit", "als")

@@ -8,7 +8,7 @@ full history folded in), exactly what serving sends. For each kind, with the Ind
 defaults: build time, the time of one batch of all queries and of the same queries one at a
 time (a request), recall@k against exact search, and the speed ratio exact / approximate
 (> 1 = faster than exact). A small sweep of the search effort shows where the defaults sit.
-The done criterion (DESIGN.md): recall@100 >= 0.95 of exact search and faster than exact.
+The done criterion: recall@100 >= 0.95 of exact search and faster than exact.
 Everything runs on ``--threads`` OpenMP/BLAS threads (1 by default: the machine is shared).
 Written to benchmarks/results/faiss_recall.json.
 """

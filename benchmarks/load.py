@@ -227,7 +227,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         lat_ax.plot(rates, [r["p99_ms"] for r in runs], "s-", color=color, label=f"{name} p99")
         tput_ax.plot(rates, [r["achieved_rps"] for r in runs], "o-", color=color, label=name)
         top = max(top, *rates)
-    if "recommend" in doc["endpoints"]:  # DESIGN.md, "Performance targets"
+    if "recommend" in doc["endpoints"]:  # the performance targets for /v1/recommend
         lat_ax.plot([200, 1000], [25, 50], "kx", markersize=9, label="recommend p99 target")
     lat_ax.set_yscale("log")
     lat_ax.set_xlabel("offered rate (requests/s)")

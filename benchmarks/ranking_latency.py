@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from recsys.artifacts import TrainConfig, load_bundle, train_bundle  # noqa: E402
 from recsys.data.synth import generate  # noqa: E402
+from recsys.pipelines import ranker_name, recommend_pipeline  # noqa: E402
 from recsys.ranking.features import build_frame  # noqa: E402
 from recsys.retrieval.retriever import history_of  # noqa: E402
 
@@ -110,7 +111,7 @@ def main() -> None:
 
     # end to end, per stage
     for name in bundle.ranking.rankers:
-        pipe = bundle.pipeline(name)
+        pipe = recommend_pipeline(bundle, ranker_name(bundle, name))
         totals: list[float] = []
         stages: dict[str, list[float]] = {}
         for user in users:

@@ -1,10 +1,12 @@
-"""Retrieval quality on every shared dataset and the synthetic shop, through trained bundles.
+"""Retrieval quality on every real dataset present and the synthetic shop, through bundles.
 
     python benchmarks/retrieval.py [--datasets amazon-beauty ml-100k ...] [--synth-users 10000]
 
 For each dataset: `recsys train` (every candidate source, early stopping on validation), then
 `recsys evaluate --artifacts` on the test targets. Prints one JSON document and writes
-benchmarks/results/retrieval.json and .md, next to the published numbers of DESIGN.md.
+benchmarks/results/retrieval.json and .md, next to the published numbers on Beauty
+(docs/datasets.md). Real datasets come from benchmarks.baselines.REAL (docs/datasets.md:
+data/raw/ or RECSYS_DATASETS_DIR); a missing one is skipped.
 """
 
 from __future__ import annotations

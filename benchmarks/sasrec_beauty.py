@@ -3,10 +3,10 @@
     python benchmarks/sasrec_beauty.py [--threads 2] [--set lr=0.002 --set dropout=0.4]
     python benchmarks/sasrec_beauty.py --dataset ml100k
 
-Full-ranking leave-one-out (DESIGN.md): the model trains on the training part, stops early on
-the validation targets and is scored on the test targets, with the validation item in the
-history. ``covisit`` and ``popular`` are evaluated on the same split for comparison. The
-document is also written to benchmarks/results/sasrec_<dataset>.json.
+Full-ranking leave-one-out (README, "Evaluation protocol"): the model trains on the training
+part, stops early on the validation targets and is scored on the test targets, with the
+validation item in the history. ``covisit`` and ``popular`` are evaluated on the same split
+for comparison. The document is also written to benchmarks/results/sasrec_<dataset>.json.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from models.base import TrainingData  # noqa: E402
 from models.registry import make_model  # noqa: E402
 from models.sasrec import SASRecConfig, SASRecModel  # noqa: E402
 from recsys.data.importers import import_dataset  # noqa: E402
+from recsys.data.locations import datasets_dir  # noqa: E402
 from recsys.data.sequences import encode  # noqa: E402
 from recsys.data.split import leave_one_out  # noqa: E402
 from recsys.evaluation.protocol import evaluate_fitted  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+# The development copy of the real datasets, beside the repository (layout: docs/datasets.md).
+SHARED = datasets_dir()
 DATASETS = {
     "beauty": ("s3rec", SHARED / "amazon-beauty" / "Beauty.txt"),
     "ml100k": ("ml100k", SHARED / "ml-100k"),

@@ -1,4 +1,4 @@
-"""The Feast feature repository of the engine (DESIGN.md, "features/").
+"""The Feast feature repository of the engine (docs/architecture.md).
 
 ``features/feature_store.yaml`` is the repository configuration (SQLite online store by default,
 Redis by configuration), :mod:`features.definitions` holds the entities, feature views and the

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -26,6 +26,8 @@ from typing import Any, Literal, cast
 import pandas as pd
 import yaml
 from feast import FeatureStore
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.definitions import ITEM_VIEWS, USER_VIEWS, VIEW_ENTITY, repo_objects, source_path
 from features.online import OnlineFeatures
@@ -34,52 +36,72 @@ from features.tables import ITEM_FEATURES, USER_FEATURES, FeatureTables
 TEMPLATE = Path(__file__).with_name("feature_store.yaml")
 MARKER = "materialization.json"
 ONLINE_STORES: tuple[str, ...] = ("sqlite", "redis")
-ENV_ONLINE_STORE = "RECSYS_FEATURES_ONLINE_STORE"
-ENV_REDIS_URL = "RECSYS_FEATURES_REDIS_URL"
+ENV_PREFIX = "RECSYS_FEATURES_"
+ENV_ONLINE_STORE = f"{ENV_PREFIX}ONLINE_STORE"
+ENV_REDIS_URL = f"{ENV_PREFIX}REDIS_URL"
 OnlineStoreKind = Literal["sqlite", "redis"]
 
 
-@dataclass(frozen=True)
-class FeatureStoreConfig:
-    """Which online store Feast uses and how the in-process cache behaves.
+class FeatureStoreSettings(BaseSettings):
+    """Which online store Feast uses and how the in-process cache behaves, from
+    ``RECSYS_FEATURES_*`` environment variables (the serving settings hold one as ``features``).
 
     ``redis_url`` is Feast's ``connection_string`` form (``host:port[,password=...,ssl=true]``).
     ``check_interval_s`` is how often the cache looks at the materialization marker (0: on
     every call, which costs one ``stat``); ``user_cache_size`` bounds the per-user cache.
     """
 
-    online_store: OnlineStoreKind = "sqlite"
-    redis_url: str = "localhost:6379"
-    check_interval_s: float = 0.0
-    user_cache_size: int = 100_000
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.online_store not in ONLINE_STORES:
-            raise ValueError(
-                f"unknown online_store {self.online_store!r}; "
-                f"valid values are {list(ONLINE_STORES)}"
-            )
-        if not self.redis_url:
-            raise ValueError("redis_url is empty; expected Feast's 'host:port' form")
-        if self.check_interval_s < 0:
-            raise ValueError(f"check_interval_s must be >= 0, got {self.check_interval_s}")
-        if self.user_cache_size < 0:
-            raise ValueError(f"user_cache_size must be >= 0, got {self.user_cache_size}")
+    online_store: OnlineStoreKind = Field(
+        default="sqlite", description=f"Feast online store, one of {list(ONLINE_STORES)}."
+    )
+    redis_url: str = Field(
+        default="localhost:6379", description="Feast's connection_string for redis."
+    )
+    check_interval_s: float = Field(
+        default=0.0, ge=0.0, description="Seconds between looks at the marker (0: every call)."
+    )
+    user_cache_size: int = Field(default=100_000, ge=0, description="Users kept in the cache.")
 
+    @field_validator("online_store", mode="before")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> FeatureStoreConfig:
-        """Read ``RECSYS_FEATURES_ONLINE_STORE`` and ``RECSYS_FEATURES_REDIS_URL``."""
-        env = os.environ if environ is None else environ
-        kind = env.get(ENV_ONLINE_STORE, "sqlite").strip().lower() or "sqlite"
+    def _known_store(cls, value: Any) -> Any:
+        kind = str(value).strip().lower() or "sqlite"
         if kind not in ONLINE_STORES:
             raise ValueError(
-                f"{ENV_ONLINE_STORE}={kind!r} is not a known online store; "
+                f"{ENV_ONLINE_STORE}={value!r} is not a known online store; "
                 f"valid values are {list(ONLINE_STORES)}"
             )
-        return cls(
-            online_store=cast(OnlineStoreKind, kind),
-            redis_url=env.get(ENV_REDIS_URL, cls.redis_url),
-        )
+        return kind
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value:
+            raise ValueError(f"{ENV_REDIS_URL} is empty; expected Feast's 'host:port' form")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> FeatureStoreSettings:
+        """Read ``RECSYS_FEATURES_*`` from ``environ`` (default: the process environment); a
+        bad value is one line naming the variable, the value and the valid ones."""
+        try:
+            if environ is None:
+                return cls()
+            # every field given: the mapping alone decides, not the process environment
+            values = {
+                name: environ.get(f"{ENV_PREFIX}{name.upper()}", info.default)
+                for name, info in cls.model_fields.items()
+            }
+            return cls(**values)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = f"{ENV_PREFIX}{'.'.join(map(str, first['loc'])).upper()}"
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(
+                message if message.startswith(where) else f"{where}={first['input']!r}: {message}"
+            ) from None
 
     def repo_yaml(self) -> dict[str, Any]:
         """The runtime ``feature_store.yaml`` content: the template with the online store set."""
@@ -88,6 +110,9 @@ class FeatureStoreConfig:
         if self.online_store == "redis":
             raw["online_store"] = {"type": "redis", "connection_string": self.redis_url}
         return raw
+
+
+FeatureStoreConfig = FeatureStoreSettings  # the name existing callers import
 
 
 class FeatureRepo:

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from models.base import CandidateModel, TrainingData
 from recsys.data.contract import EVENTS
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 BATCH_FOLD_IN = 32  # histories per call from which implicit's batched solver is faster
 
@@ -101,7 +102,7 @@ class ALSModel(CandidateModel):
             shape=(seqs.n_users, seqs.n_items),
         )
 
-    def fit(self, data: TrainingData) -> Self:
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 

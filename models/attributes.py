@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 SCORE_BLOCK = 256  # histories scored per dense block (bounds the (b, tokens) profile)
 
@@ -85,7 +86,7 @@ class AttributesModel(CandidateModel):
         self.tokens_: list[str] = []
         self.n_items_: int | None = None
 
-    def fit(self, data: TrainingData) -> Self:
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         if data.items is None:
             raise ValueError("attributes needs the catalog: TrainingData(items=...) is None")
         if len(data.items) != data.n_items:

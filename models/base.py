@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ class CandidateModel(ABC):
     name: str = "model"
 
     @abstractmethod
-    def fit(self, data: TrainingData) -> Self: ...
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
+        """Learn from ``data``. ``valid`` (held-out targets the model does not train on) is for
+        the models that stop early; the others take it and ignore it, so callers need not know
+        which model they fit."""
 
     @abstractmethod
     def score(self, histories: Sequences) -> np.ndarray:

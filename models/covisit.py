@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class CovisitModel(CandidateModel):
         self.popularity_: np.ndarray | None = None  # (I,) float32 in [0, 1)
         self.n_items_: int | None = None
 
-    def fit(self, data: TrainingData) -> Self:
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         cfg = self.config
         seqs = data.sequences
         n = data.n_items

@@ -15,26 +15,32 @@ Serving goes through ONNX: :meth:`DLRMRanker.export_onnx` writes a plain-torch t
 (:class:`~models.dlrm_net.OnnxTwin`) with the standardization baked in, so
 ``OnnxSession(path).run(ranker.onnx_feeds(frame))`` scores raw frame columns.
 
-Distributed training (later) wraps :func:`build_dlrm` in TorchRec's
-``DistributedModelParallel``; that function is the one place the module is built.
+The config, the module (:func:`~models.dlrm_net.build_dlrm`, the one place it is built) and the
+losses live in :mod:`models.dlrm_net`, shared with the sharded trainer: with
+``DLRMConfig.workers > 1`` the same :meth:`DLRMRanker.fit` trains under ``torchrun`` on
+TorchRec's ``DistributedModelParallel`` (:mod:`models.dlrm_distributed`) and takes over the
+gathered weights, so the fitted ranker is the same kind of object.
+
+TorchRec is optional (the ``torchrec`` extra, installed by ``python -m recsys.bootstrap``): it
+is imported to train and to score natively, not to unpickle a ranker or serve it through ONNX.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
-from torchrec import EmbeddingBagCollection, EmbeddingBagConfig
-from torchrec.models.dlrm import DLRM
 
 from models.dlrm_net import (
+    DLRMConfig,
     OnnxTwin,
-    feature_keys,
+    build_dlrm,
+    dense_moments,
+    float_labels,
     listwise_softmax_loss,
     pointwise_bce_loss,
     standardize,
@@ -42,78 +48,25 @@ from models.dlrm_net import (
 )
 from models.threads import torch_threads
 from models.training import fit_epochs
-from recsys.ranking.frame import RankingFrame, group_ndcg, group_rows, select_groups
+from recsys.ranking.frame import RankingFrame, group_ndcg, group_rows, hold_out_groups
+
+if TYPE_CHECKING:
+    from torchrec.models.dlrm import DLRM
 
 ONNX_INPUTS = ("dense", "sparse")
 
 
-@dataclass(frozen=True)
-class DLRMConfig:
-    embedding_dim: int = 16
-    bottom: tuple[int, ...] = (64, 16)  # dense MLP; the last size must equal embedding_dim
-    top: tuple[int, ...] = (64, 1)  # over MLP after the interaction; the last size is 1
-    # "listwise": softmax cross-entropy within each group; "pointwise": per-row BCE. On the
-    # tests' seeded frames (2000 train groups of 20, mean of 3 seeds) listwise reached valid /
-    # test NDCG@10 0.921 / 0.915 against pointwise 0.912 / 0.901; with 400 groups, 12 epochs,
-    # 0.88 / 0.84 against 0.74 / 0.66.
-    loss: Literal["listwise", "pointwise"] = "listwise"
-    lr: float = 3e-3  # Adam, all parameters
-    weight_decay: float = 0.0
-    batch_size: int = 64  # groups (whole candidate lists) per step
-    epochs: int = 30
-    patience: int = 3  # epochs without a better validation NDCG@10 before stopping
-    holdout_groups: float = 0.1  # without ``valid``: share of groups held out for stopping
-    seed: int = 0
-    threads: int | None = 1  # torch intra-op threads during fit/predict; None = torch's
-    infer_batch: int = 8192  # rows per forward pass at inference
-
-    def __post_init__(self) -> None:
-        if not self.bottom or self.bottom[-1] != self.embedding_dim:
-            raise ValueError(f"bottom {self.bottom} must end in embedding_dim {self.embedding_dim}")
-        if len(self.top) < 2 or self.top[-1] != 1:
-            raise ValueError(f"top {self.top} needs at least two layers and must end in 1")
-        if self.loss not in ("listwise", "pointwise"):
-            raise ValueError(f"loss must be 'listwise' or 'pointwise', got {self.loss!r}")
-
-
-def build_dlrm(
-    config: DLRMConfig,
-    dense_dim: int,
-    cardinality: tuple[int, ...] | list[int],
-    device: torch.device | None = None,
-) -> DLRM:
-    """TorchRec DLRM with one ``t_f<i>`` table per sparse column (``f<i>`` its KJT key).
-
-    ``device=torch.device("meta")`` builds the tables without memory, as
-    ``DistributedModelParallel`` expects of tables it shards.
-    """
-    if not cardinality:
-        raise ValueError("DLRM needs at least one sparse column")
-    tables = [
-        EmbeddingBagConfig(
-            name=f"t_{key}",
-            embedding_dim=config.embedding_dim,
-            num_embeddings=int(size),
-            feature_names=[key],
-        )
-        for key, size in zip(feature_keys(len(cardinality)), cardinality, strict=True)
-    ]
-    return DLRM(
-        embedding_bag_collection=EmbeddingBagCollection(tables=tables, device=device),
-        dense_in_features=dense_dim,
-        dense_arch_layer_sizes=list(config.bottom),
-        over_arch_layer_sizes=list(config.top),
-        dense_device=device,
-    )
-
-
 class DLRMRanker:
     name = "dlrm"
+    onnx_tolerance = 1e-4  # float32 sums in another order than torch's
 
     def __init__(self, config: DLRMConfig | None = None, progress: bool = False) -> None:
         self.config = config or DLRMConfig()
         self.progress = progress
         self.net_: DLRM | None = None
+        # the net's weights while ``net_`` is not built: pickles hold these, not TorchRec modules
+        self.weights_: dict[str, torch.Tensor] | None = None
+        self.plan_: str | None = None  # TorchRec's sharding plan when trained on workers > 1
         self.dense_names_: tuple[str, ...] = ()
         self.sparse_names_: tuple[str, ...] = ()
         self.cardinality_: tuple[int, ...] = ()
@@ -133,10 +86,12 @@ class DLRMRanker:
         started = time.perf_counter()
         rng = np.random.default_rng(cfg.seed)
         if valid is None:
-            train, valid = _hold_out_groups(train, cfg.holdout_groups, rng)
+            train, valid = hold_out_groups(train, cfg.holdout_groups, rng)
+        if cfg.workers > 1:
+            return self._fit_distributed(train, valid, started)
         self.dense_names_, self.sparse_names_ = train.dense_names, train.sparse_names
         self.cardinality_ = tuple(int(c) for c in train.cardinality)
-        self.mean_, self.std_ = _moments(train.dense)
+        self.mean_, self.std_ = dense_moments(train.dense)
         d = len(train.dense_names)
         if valid is not None:
             self._check(valid)
@@ -144,11 +99,11 @@ class DLRMRanker:
         with torch_threads(cfg.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # fork_rng keeps the seed out of the caller's RNG
             net = build_dlrm(cfg, d, self.cardinality_)
-            self.net_ = net
+            self.net_, self.weights_ = net, None
             optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             dense = torch.from_numpy(standardize(train.dense, self.mean_, self.std_))  # (N, D)
             sparse = torch.from_numpy(np.ascontiguousarray(train.sparse, dtype=np.int64))
-            labels = torch.from_numpy(_labels(train))  # (N,)
+            labels = torch.from_numpy(float_labels(train))  # (N,)
             self.history_, self.best_epoch_ = fit_epochs(
                 net,
                 lambda: self._train_epoch(optimizer, train, dense, sparse, labels, rng),
@@ -158,6 +113,25 @@ class DLRMRanker:
                 "dlrm",
                 self.progress,
             )
+        self.train_seconds_ = time.perf_counter() - started
+        return self
+
+    def _fit_distributed(
+        self, train: RankingFrame, valid: RankingFrame | None, started: float
+    ) -> Self:
+        """Train under torchrun on ``workers`` processes and take over the gathered weights."""
+        from models.dlrm_distributed import train_with_torchrun
+
+        if valid is None:
+            raise ValueError("distributed DLRM training needs enough groups to hold out")
+        state, facts = train_with_torchrun(train, valid, self.config, self.config.workers)
+        self.dense_names_, self.sparse_names_ = train.dense_names, train.sparse_names
+        self.cardinality_ = tuple(int(c) for c in train.cardinality)
+        self.mean_, self.std_ = facts["mean"], facts["std"]
+        self.net_, self.weights_ = None, state  # built from the weights on first native use
+        self.history_, self.plan_ = facts["history"], facts["plan"]
+        ndcg = [row["valid_ndcg@10"] for row in self.history_]
+        self.best_epoch_ = 1 + int(np.argmax(ndcg)) if ndcg else None
         self.train_seconds_ = time.perf_counter() - started
         return self
 
@@ -286,38 +260,25 @@ class DLRMRanker:
         return np.where(unknown, 0, codes) if unknown.any() else codes
 
     def _net(self) -> DLRM:
+        if self.net_ is None and self.weights_ is not None:
+            # unpickled: rebuild the TorchRec module from its weights on first native use
+            with torch.random.fork_rng(devices=[]):
+                net = build_dlrm(self.config, len(self.dense_names_), self.cardinality_)
+            net.load_state_dict(self.weights_)
+            self.net_, self.weights_ = net, None
         if self.net_ is None:
             raise RuntimeError("dlrm is not fitted; call fit() first")
         return self.net_
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Plain tensors instead of the TorchRec module, so a bundle loads (and serves through
+        # ONNX) where TorchRec is not installed.
+        state = dict(vars(self))
+        net = state.pop("net_")
+        if net is not None:
+            state["weights_"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        return {**state, "net_": None}
 
-def _hold_out_groups(
-    frame: RankingFrame, fraction: float, rng: np.random.Generator
-) -> tuple[RankingFrame, RankingFrame | None]:
-    """Split off a seeded ``fraction`` of the groups for early stopping (none if too few)."""
-    n_valid = round(fraction * len(frame.group))
-    if n_valid < 1 or n_valid >= len(frame.group):
-        return frame, None
-    order = rng.permutation(len(frame.group))
-    return (
-        select_groups(frame, np.sort(order[n_valid:])),
-        select_groups(frame, np.sort(order[:n_valid])),
-    )
-
-
-def _labels(frame: RankingFrame) -> np.ndarray:
-    if frame.label is None:
-        raise ValueError("fit needs a frame with labels")
-    return frame.label.astype(np.float32)
-
-
-def _moments(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(D,) mean and standard deviation of each column over its known values.
-
-    An all-unknown column gets mean 0, a constant one standard deviation 1.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column
-        mean = np.nan_to_num(np.nanmean(dense, axis=0)).astype(np.float32)
-        std = np.nan_to_num(np.nanstd(dense, axis=0)).astype(np.float32)
-    return mean, np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles from before ``weights_`` hold the module itself (and need TorchRec to load)
+        vars(self).update({"weights_": None, "plan_": None, **state})

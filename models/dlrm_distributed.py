@@ -1,16 +1,19 @@
 """DLRM training on TorchRec's ``DistributedModelParallel`` under ``torchrun``.
 
     torchrun --standalone --nproc_per_node 2 -m models.dlrm_distributed \\
-        --train train.npz --valid valid.npz --out dlrm.pkl [--epochs 12]
+        --train train.npz --valid valid.npz --out weights.pkl [--epochs 12]
+
+writes the gathered (state dict, facts) to ``--out``.
 
 Every worker builds the same DLRM on the meta device; TorchRec's planner shards the embedding
 tables across the workers (table-wise or row-wise, its choice, with fused Adagrad updates: the
 CPU kernels offer no fused Adam), and the dense arches are data-parallel (DDP, Adam). Each batch
 of candidate groups is split across the workers, so the effective batch is the single-process
 one. Backends: gloo on CPU, NCCL when CUDA is there, the same code path. Early stopping uses the
-validation NDCG@10 summed over workers; at the end the best weights are gathered into a plain
-:class:`models.dlrm.DLRMRanker` on rank 0 (exportable to ONNX like a single-process one).
-:func:`train_with_torchrun` runs all of it from a normal process.
+validation NDCG@10 summed over workers; at the end the best weights are gathered on rank 0
+into the state dict of the plain (unsharded) model. :func:`train_with_torchrun` runs all of it
+from a normal process; ``DLRMRanker.fit`` with ``DLRMConfig(workers=N)`` calls it and takes the
+weights over, so the ranker it yields exports to ONNX like a single-process one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from models.dlrm import DLRMConfig, DLRMRanker, _labels, _moments, build_dlrm
-from models.dlrm_net import listwise_softmax_loss, pointwise_bce_loss, standardize, to_kjt
+from models.dlrm_net import (
+    DLRMConfig,
+    build_dlrm,
+    dense_moments,
+    float_labels,
+    listwise_softmax_loss,
+    pointwise_bce_loss,
+    standardize,
+    to_kjt,
+)
 from recsys.ranking.frame import RankingFrame, group_ndcg, group_rows
 
 
@@ -188,11 +199,11 @@ class ShardedTrainer:
     def fit(self, train: RankingFrame, valid: RankingFrame) -> tuple[dict[str, Any] | None, dict]:
         """(the full state dict on rank 0, else None; training facts)."""
         cfg = self.config
-        mean, std = _moments(train.dense)
+        mean, std = dense_moments(train.dense)
         model = self.build(len(train.dense_names), tuple(int(c) for c in train.cardinality))
         dense = torch.from_numpy(standardize(train.dense, mean, std))
         sparse = torch.from_numpy(np.ascontiguousarray(train.sparse, dtype=np.int64))
-        labels = torch.from_numpy(_labels(train))
+        labels = torch.from_numpy(float_labels(train))
         v_dense = torch.from_numpy(standardize(valid.dense, mean, std))
         v_sparse = torch.from_numpy(np.ascontiguousarray(valid.sparse, dtype=np.int64))
         rng = np.random.default_rng(cfg.seed)
@@ -216,26 +227,16 @@ class ShardedTrainer:
         return _assemble(pieces, template), facts
 
 
-def ranker_from(state: dict[str, Any], facts: dict[str, Any], config: DLRMConfig,
-                train: RankingFrame) -> DLRMRanker:  # fmt: skip
-    """A plain :class:`DLRMRanker` holding the gathered weights."""
-    ranker = DLRMRanker(config)
-    net = build_dlrm(config, len(train.dense_names), train.cardinality)
-    net.load_state_dict(state)
-    ranker.net_ = net
-    ranker.dense_names_, ranker.sparse_names_ = train.dense_names, train.sparse_names
-    ranker.cardinality_ = tuple(int(c) for c in train.cardinality)
-    ranker.mean_, ranker.std_ = facts["mean"], facts["std"]
-    ranker.history_ = facts["history"]
-    best = max(range(len(ranker.history_)), key=lambda i: ranker.history_[i]["valid_ndcg@10"])
-    ranker.best_epoch_ = best + 1
-    return ranker
-
-
-def train_with_torchrun(train: RankingFrame, valid: RankingFrame, config: DLRMConfig,
-                        nproc: int = 2, sharding: ShardingConfig | None = None,
-                        timeout_s: float = 1800) -> tuple[DLRMRanker, str]:  # fmt: skip
-    """Run :func:`main` under ``torchrun`` with ``nproc`` workers; (the ranker, the plan)."""
+def train_with_torchrun(
+    train: RankingFrame,
+    valid: RankingFrame,
+    config: DLRMConfig,
+    nproc: int = 2,
+    sharding: ShardingConfig | None = None,
+    timeout_s: float = 1800,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run :func:`main` under ``torchrun`` with ``nproc`` workers: (the plain model's state
+    dict, facts: ``mean`` and ``std`` of the dense columns, ``history``, sharding ``plan``)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         save_frame(train, root / "train.npz")
@@ -252,8 +253,8 @@ def train_with_torchrun(train: RankingFrame, valid: RankingFrame, config: DLRMCo
                               cwd=Path(__file__).resolve().parents[1])  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"torchrun failed ({done.returncode}):\n{done.stderr[-4000:]}")
-        ranker, plan = pickle.loads((root / "out.pkl").read_bytes())
-        return ranker, plan
+        state, facts = pickle.loads((root / "out.pkl").read_bytes())
+        return state, facts
 
 
 def main() -> None:
@@ -279,8 +280,7 @@ def main() -> None:
         trainer = ShardedTrainer(config, sharding)
         state, facts = trainer.fit(train, valid)
         if state is not None:
-            ranker = ranker_from(state, facts, config, train)
-            args.out.write_bytes(pickle.dumps((ranker, facts["plan"])))
+            args.out.write_bytes(pickle.dumps((state, facts)))
     finally:
         dist.destroy_process_group()
 

@@ -1,4 +1,6 @@
-"""The DLRM pieces around TorchRec: KJT inputs, the group losses and the plain-torch ONNX twin.
+"""The DLRM itself: its config, the TorchRec module, KJT inputs, the group losses and the
+plain-torch ONNX twin. The single-process ranker (:mod:`models.dlrm`) and the sharded trainer
+(:mod:`models.dlrm_distributed`) both build on these, so neither imports the other's module.
 
 TorchRec's ``EmbeddingBagCollection`` reads a ``KeyedJaggedTensor`` and runs FBGEMM-backed
 ops that ``torch.onnx`` cannot export. Every sparse column here is a single-id bag, so a
@@ -10,11 +12,54 @@ interaction with one flat Gather, so its scores equal the native model's.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 import torch
 from torch import nn
-from torchrec.models.dlrm import DLRM
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from models.optional import require_torchrec
+from recsys.ranking.frame import RankingFrame
+
+if TYPE_CHECKING:  # TorchRec is optional: only training and native scoring import it
+    from torchrec.models.dlrm import DLRM
+    from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+@dataclass(frozen=True)
+class DLRMConfig:
+    embedding_dim: int = 16
+    bottom: tuple[int, ...] = (64, 16)  # dense MLP; the last size must equal embedding_dim
+    top: tuple[int, ...] = (64, 1)  # over MLP after the interaction; the last size is 1
+    # "listwise": softmax cross-entropy within each group; "pointwise": per-row BCE. On the
+    # tests' seeded frames (2000 train groups of 20, mean of 3 seeds) listwise reached valid /
+    # test NDCG@10 0.921 / 0.915 against pointwise 0.912 / 0.901; with 400 groups, 12 epochs,
+    # 0.88 / 0.84 against 0.74 / 0.66.
+    loss: Literal["listwise", "pointwise"] = "listwise"
+    lr: float = 3e-3  # Adam, all parameters
+    weight_decay: float = 0.0
+    batch_size: int = 64  # groups (whole candidate lists) per step
+    epochs: int = 30
+    patience: int = 3  # epochs without a better validation NDCG@10 before stopping
+    holdout_groups: float = 0.1  # without ``valid``: share of groups held out for stopping
+    seed: int = 0
+    threads: int | None = 1  # torch intra-op threads during fit/predict; None = torch's
+    infer_batch: int = 8192  # rows per forward pass at inference
+    # > 1: fit trains on DistributedModelParallel under torchrun with this many workers
+    # (tables sharded by the planner); the fitted ranker is the same kind of object
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.bottom or self.bottom[-1] != self.embedding_dim:
+            raise ValueError(f"bottom {self.bottom} must end in embedding_dim {self.embedding_dim}")
+        if len(self.top) < 2 or self.top[-1] != 1:
+            raise ValueError(f"top {self.top} needs at least two layers and must end in 1")
+        if self.loss not in ("listwise", "pointwise"):
+            raise ValueError(f"loss must be 'listwise' or 'pointwise', got {self.loss!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 def feature_keys(n_sparse: int) -> list[str]:
@@ -22,8 +67,45 @@ def feature_keys(n_sparse: int) -> list[str]:
     return [f"f{i}" for i in range(n_sparse)]
 
 
+def build_dlrm(
+    config: DLRMConfig,
+    dense_dim: int,
+    cardinality: tuple[int, ...] | list[int],
+    device: torch.device | None = None,
+) -> DLRM:
+    """TorchRec DLRM with one ``t_f<i>`` table per sparse column (``f<i>`` its KJT key).
+
+    ``device=torch.device("meta")`` builds the tables without memory, as
+    ``DistributedModelParallel`` expects of tables it shards.
+    """
+    if not cardinality:
+        raise ValueError("DLRM needs at least one sparse column")
+    require_torchrec()
+    from torchrec import EmbeddingBagCollection, EmbeddingBagConfig
+    from torchrec.models.dlrm import DLRM
+
+    tables = [
+        EmbeddingBagConfig(
+            name=f"t_{key}",
+            embedding_dim=config.embedding_dim,
+            num_embeddings=int(size),
+            feature_names=[key],
+        )
+        for key, size in zip(feature_keys(len(cardinality)), cardinality, strict=True)
+    ]
+    return DLRM(
+        embedding_bag_collection=EmbeddingBagCollection(tables=tables, device=device),
+        dense_in_features=dense_dim,
+        dense_arch_layer_sizes=list(config.bottom),
+        over_arch_layer_sizes=list(config.top),
+        dense_device=device,
+    )
+
+
 def to_kjt(sparse: torch.Tensor) -> KeyedJaggedTensor:
     """(N, S) int64 codes -> a KJT with one id per (column, row) bag."""
+    from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
     n, s = sparse.shape
     return KeyedJaggedTensor(
         keys=feature_keys(s),
@@ -36,6 +118,25 @@ def standardize(dense: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndar
     """(N, D) raw -> (N, D) float32 standardized, unknown (NaN) values at the mean (0)."""
     x = (dense.astype(np.float32, copy=False) - mean) / std
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+
+
+def dense_moments(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) mean and standard deviation of each column over its known values.
+
+    An all-unknown column gets mean 0, a constant one standard deviation 1.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column
+        mean = np.nan_to_num(np.nanmean(dense, axis=0)).astype(np.float32)
+        std = np.nan_to_num(np.nanstd(dense, axis=0)).astype(np.float32)
+    return mean, np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
+def float_labels(frame: RankingFrame) -> np.ndarray:
+    """(N,) float32 relevance, the training target."""
+    if frame.label is None:
+        raise ValueError("fit needs a frame with labels")
+    return frame.label.astype(np.float32)
 
 
 def listwise_softmax_loss(

@@ -77,6 +77,7 @@ def _with_positive(frame: RankingFrame) -> np.ndarray:
 
 class LGBMRanker:
     name = "lightgbm"
+    onnx_tolerance = 1e-5  # equal thresholds (see MANTISSA_BITS); float32 sums of leaf values
 
     def __init__(self, config: LGBMRankerConfig | None = None) -> None:
         self.config = config or LGBMRankerConfig()

@@ -12,6 +12,7 @@ import numpy as np
 
 from models.base import CandidateModel, TrainingData
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class PopularModel(CandidateModel):
         self.counts_: np.ndarray | None = None  # (I,) float32
         self.n_items_: int | None = None
 
-    def fit(self, data: TrainingData) -> Self:
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         seqs = data.sequences
         keep = np.ones(len(seqs.items), dtype=bool)
         if self.config.window is not None and len(seqs.ts):

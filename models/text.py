@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from models.base import CandidateModel, TrainingData
 from models.threads import torch_threads
 from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSet
 
 # Weights come only from the installed package; these stop transformers / huggingface_hub from
 # trying the network (they read them once, at their own import).
@@ -139,7 +140,7 @@ class TextModel(CandidateModel):
             self._encoder = TextEncoder(cfg.package, cfg.device, cfg.threads)
         return self._encoder
 
-    def fit(self, data: TrainingData) -> Self:
+    def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         items = data.items
         if items is None:
             raise ValueError(

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,23 +30,25 @@ from models.attributes import coverage as attribute_coverage
 from models.base import TrainingData, VectorModel
 from models.registry import make_model
 from recsys.catalog import Catalog, catalog_frame
-from recsys.data.contract import Dataset
+from recsys.data.contract import Dataset, dataset_fingerprint
 from recsys.data.sequences import EncodedDataset, Sequences, encode
 from recsys.data.split import leave_one_out
+from recsys.errors import BundleError
 from recsys.evaluation.protocol import evaluate_fitted
-from recsys.pipeline import Pipeline
+from recsys.overrides import Overrides, check_overrides, configured
 from recsys.ranking.bundle import FEATURE_REPO, Ranking, load_ranking, train_ranking
 from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.retriever import RetrievalConfig, Retriever
 from recsys.retrieval.sources import CandidateSource
 
+if TYPE_CHECKING:
+    from features.store import FeatureStoreConfig
+
 BUNDLE_FORMAT = 1
+__all__ = ["Bundle", "BundleError", "TrainConfig", "dataset_fingerprint"]
+
 HISTORY_FREE = {"popular"}  # sources that answer without a history: the cold-start path
 MIN_TEXT_COVERAGE = 0.05  # below this share of items with real text, a text source is noise
-
-
-class BundleError(ValueError):
-    """An artifact bundle is missing, corrupt, or does not match what it is used with."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class TrainConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     # Per-source config fields, e.g. (("sasrec", (("max_len", 20),)),): hyper-parameters chosen
     # on a dataset's validation targets (`recsys train --set sasrec.max_len=20`).
-    overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    overrides: Overrides = ()
     # The rankers over the merged candidates (with their Feast features); None = retrieval only.
     ranking: RankerTrainConfig | None = field(default_factory=RankerTrainConfig)
     # Each source's validation metrics (its fusion weight) come from a seeded sample of this
@@ -69,39 +71,15 @@ class TrainConfig:
         return {k: v for name, pairs in self.overrides if name == source for k, v in pairs}
 
 
-def parse_overrides(
-    specs: list[str] | tuple[str, ...],
-) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
-    """``["sasrec.max_len=20", "als.factors=64"]`` -> TrainConfig.overrides (JSON values)."""
-    grouped: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        key, sep, raw = spec.partition("=")
-        source, dot, fieldname = key.partition(".")
-        if not sep or not dot or not source or not fieldname:
-            raise ValueError(
-                f"override {spec!r} is not SOURCE.FIELD=VALUE (e.g. sasrec.max_len=20)"
-            )
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a bare word is a string
-        grouped.setdefault(source, {})[fieldname] = value
-    return tuple((s, tuple(sorted(kv.items()))) for s, kv in sorted(grouped.items()))
-
-
 def _configure(model: Any, name: str, config: TrainConfig) -> None:
     """Apply the seed and any overrides to a model's frozen config; bad fields are named."""
     current = getattr(model, "config", None)
     if current is None:
         return
     changes = config.overrides_for(name)
-    valid = [f.name for f in fields(current)]
-    unknown = sorted(set(changes) - set(valid))
-    if unknown:
-        raise ValueError(f"{name} has no config field(s) {unknown}; valid fields are {valid}")
-    if "seed" in valid:
+    if "seed" in {f.name for f in fields(current)}:
         changes = {"seed": config.seed, **changes}
-    model.config = replace(current, **changes)
+    model.config = configured(name, current, changes)
 
 
 @dataclass
@@ -131,36 +109,6 @@ class Bundle:
 
     def user_index(self) -> dict[str, int]:
         return {str(u): i for i, u in enumerate(self.user_ids)}
-
-    def pipeline(self, ranker: str | None = None) -> Pipeline:
-        """history -> retrieval [-> ranking], for one user_id per run."""
-        from recsys.ranking.ranker import RankingStage
-        from recsys.retrieval.retriever import HistoryStage, RetrievalStage
-
-        n_items = len(self.item_ids)
-        stages: list[Any] = [
-            HistoryStage(self.user_index(), self.sequences),
-            RetrievalStage(self.retriever, n_items),
-        ]
-        if self.ranking is not None:
-            name = ranker or self.ranking.default
-            if name not in self.ranking.rankers:
-                raise ValueError(
-                    f"unknown ranker {name!r}; this bundle has {sorted(self.ranking.rankers)}"
-                )
-            stages.append(RankingStage(self.ranking.rankers[name], self.ranking.features, n_items))
-        elif ranker is not None:
-            raise ValueError(f"ranker {ranker!r} asked for, but this bundle has no rankers")
-        return Pipeline(stages, inputs=["user_id"])
-
-
-def dataset_fingerprint(ds: Dataset) -> str:
-    """sha256 over the interactions and catalog ids: same data, same fingerprint."""
-    digest = hashlib.sha256()
-    cols = [c for c in ("user_id", "item_id", "ts", "event") if c in ds.interactions]
-    for frame in (ds.interactions[cols], ds.items[["item_id"]]):
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -206,10 +154,7 @@ def fit_sources(
         model = make_model(name)
         _configure(model, name, config)
         started = time.perf_counter()
-        if name == "sasrec":
-            model.fit(data, valid=split.valid)  # type: ignore[call-arg]
-        else:
-            model.fit(data)
+        model.fit(data, valid=split.valid)
         fit_seconds = time.perf_counter() - started
         index = None
         if isinstance(model, VectorModel):
@@ -244,6 +189,7 @@ def train_bundle(
         raise ValueError(f"unknown source(s) {unknown}; valid sources are {_known_sources()}")
     if not any(s in HISTORY_FREE for s in config.sources):
         raise ValueError(f"sources {list(config.sources)} need a cold-start source: add 'popular'")
+    check_overrides(config.overrides)  # a bad value fails now, not after the first fits
     np.random.seed(config.seed)
     started = time.perf_counter()
     enc = encode(ds)
@@ -349,7 +295,9 @@ def _known_sources() -> list[str]:
     return sorted(MODELS)
 
 
-def load_bundle(path: str | Path) -> Bundle:
+def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) -> Bundle:
+    """Load and verify a bundle; ``features`` configures its rankers' online store (None: from
+    the ``RECSYS_FEATURES_*`` environment)."""
     root = Path(path)
     manifest_file = root / "manifest.json"
     if not manifest_file.is_file():
@@ -383,7 +331,7 @@ def load_bundle(path: str | Path) -> Bundle:
     item_ids = catalog.item_ids
     ranking = None
     if manifest.get("ranking"):
-        ranking = load_ranking(root, manifest["ranking"], item_ids)
+        ranking = load_ranking(root, manifest["ranking"], item_ids, features)
     seq = np.load(root / "sequences.npz")
     sequences = Sequences(
         seq["indptr"], seq["items"], seq["ts"], seq["strength"], int(seq["n_items"])

@@ -34,7 +34,6 @@ import numpy as np
 
 from recsys.data.contract import EVENTS
 from recsys.data.sequences import Sequences
-from recsys.pipeline import Pipeline
 
 MAX_EVENT_ID = 128
 
@@ -318,12 +317,3 @@ class LiveHistoryStage:
             new = new[~np.isin(new, base)]
             base = np.concatenate([base, new]).astype(np.int32, copy=False)
         return {"history": base, "cold_start": len(base) == 0}
-
-
-def with_history(pipeline: Pipeline, stage: Any) -> Pipeline:
-    """``pipeline`` with its stage named like ``stage`` (``history``) replaced by ``stage``."""
-    names = [s.name for s in pipeline.stages]
-    if names.count(stage.name) != 1:
-        raise ValueError(f"expected one {stage.name!r} stage to replace, the pipeline has {names}")
-    stages = [stage if s.name == stage.name else s for s in pipeline.stages]
-    return Pipeline(stages, inputs=pipeline.inputs)

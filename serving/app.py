@@ -34,7 +34,9 @@ from serving.compare.router import router as compare_router
 from serving.events.router import router as events_router
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
+from serving.lists.service import ListDeps
 from serving.metrics import MetricsMiddleware, ServingMetrics
+from serving.openapi_docs import install_docs
 from serving.rank.router import router as rank_router
 from serving.recommend.router import router as recommend_router
 from serving.search.router import router as search_router
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 def load_into(state: AppState, settings: ServingSettings) -> None:
     """Load ``settings.bundle_path`` and serve it; a failure is recorded, not raised."""
     try:
-        state.swap(load_bundle(settings.bundle_path), settings.ranker)
+        state.swap(load_bundle(settings.bundle_path, settings.features), settings.ranker)
     except (BundleError, CatalogError, ValueError, OSError) as exc:
         state.failed(f"{settings.bundle_path}: {exc}")
         log.error("no bundle served: %s", state.error)
@@ -93,6 +95,7 @@ def create_app(
         events=events,
         decision=load_decision_config(settings.decision_config),  # a bad file fails here
         push_features=settings.push_events_to_feast,
+        features=settings.features,
     )
     if bundle is not None:
         state.swap(bundle, settings.ranker)
@@ -120,13 +123,16 @@ def create_app(
         version="1",
         summary="Recommendations, ranking, similar items and events over an artifact bundle.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: install_docs serves local copies
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.serving = state
     app.state.metrics = metrics
     app.state.decision_log = decisions
     app.state.reloader = reloader
-    app.state.llm = llm or LLMLayer()  # loads no model until an LLM feature is asked for
+    app.state.llm = llm or LLMLayer(settings.llm)  # no model loads until a feature asks
+    app.state.list_deps = ListDeps(metrics, decisions, app.state.llm)
     app.state.chat = ChatService(open_memory(str(settings.chat_memory)))
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
@@ -142,4 +148,5 @@ def create_app(
         app.include_router(router)
     if settings.admin_api_key is not None:  # no key, no admin routes
         app.include_router(admin_router)
+    install_docs(app, state)  # /docs and /redoc offline; examples from the served bundle
     return app

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from agents.layer import LLMLayer
 from recsys.decision.log import DecisionLog
+from serving.lists.service import ListDeps
 from serving.metrics import ServingMetrics
 from serving.state import AppState, Served
 
@@ -42,8 +43,15 @@ async def llm_layer(request: Request) -> LLMLayer | None:
     return layer
 
 
+async def list_deps(request: Request) -> ListDeps:
+    """Metrics, decision log and LLM layer: what every list endpoint is served with."""
+    deps: ListDeps = request.app.state.list_deps
+    return deps
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 ServedDep = Annotated[Served, Depends(served)]
 MetricsDep = Annotated[ServingMetrics, Depends(metrics)]
 DecisionLogDep = Annotated[DecisionLog | None, Depends(decision_log)]
 LLMDep = Annotated[LLMLayer | None, Depends(llm_layer)]
+ListDepsDep = Annotated[ListDeps, Depends(list_deps)]

@@ -14,8 +14,7 @@ from typing import TypeVar
 import anyio
 import numpy as np
 
-from agents.layer import LLMLayer
-from agents.llm import LLMError, LLMTimeout
+from agents.layer import LLMLayer, attempt
 from recsys.decision import Decision
 from serving.metrics import ServingMetrics
 from serving.state import Served
@@ -72,15 +71,11 @@ async def llm_rerank(
 async def guarded(
     step: Callable[[], T], *, endpoint: str, metrics: ServingMetrics
 ) -> tuple[T | None, list[str]]:
-    """Run an LLM step off the event loop: (its result, []) or (None, [why it degraded])."""
-    try:
-        return await anyio.to_thread.run_sync(step), []
-    except LLMTimeout:
-        kind = "llm_timeout"
-    except LLMError:
-        kind = "llm_error"
-    metrics.fallback(endpoint, kind)
-    return None, [kind]
+    """:func:`agents.layer.attempt` off the event loop, counting what degraded."""
+    result, degraded = await anyio.to_thread.run_sync(attempt, step)
+    for kind in degraded:
+        metrics.fallback(endpoint, kind)
+    return result, degraded
 
 
 def history_context(served: Served, history: np.ndarray, last: int = 5) -> str:

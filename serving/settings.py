@@ -1,5 +1,10 @@
 """Serving configuration, from ``RECSYS_*`` environment variables (pydantic-settings).
 
+One object holds everything the server is configured with: its own fields, the LLM's
+(``settings.llm``, ``RECSYS_LLM_*``) and the feature store's (``settings.features``,
+``RECSYS_FEATURES_*``). The nested ones are built by their own classes, so each keeps its
+variable names, and the agents and features packages never import serving.
+
 Nothing is read at import: :func:`get_settings` builds the settings on first use and keeps them.
 """
 
@@ -10,6 +15,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.llm import LLMSettings
+from features.store import FeatureStoreSettings
 
 
 class ServingSettings(BaseSettings):
@@ -68,6 +76,14 @@ class ServingSettings(BaseSettings):
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="Key for the /admin routes; they are off while it is unset (no default).",
+    )
+    llm: LLMSettings = Field(
+        default_factory=LLMSettings,
+        description="The LLM client: RECSYS_LLM_BACKEND, RECSYS_LLM_BASE_URL, ...",
+    )
+    features: FeatureStoreSettings = Field(
+        default_factory=FeatureStoreSettings,
+        description="Feast online store and cache: RECSYS_FEATURES_ONLINE_STORE, ...",
     )
 
 

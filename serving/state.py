@@ -19,16 +19,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from agents.layer import encoder_similarity
+from agents.port import Similarity
 from recsys.artifacts import Bundle
-from recsys.decision import DecisionConfig, DecisionStage
-from recsys.decision.stage import PurchaseLookup
-from recsys.events import Event, EventLog, LiveHistoryStage, SessionState, with_history
+from recsys.catalog import Catalog
+from recsys.decision import DecisionConfig
+from recsys.events import Event, EventLog, SessionState
 from recsys.pipeline import Pipeline
+from recsys.pipelines import build_pipelines
 from recsys.retrieval.sources import CandidateSource
-from recsys.search.stage import query_stage, search_pipeline
+from recsys.search.stage import QueryRetrievalStage
 from serving.errors import NoBundleError, NoEventLogError
 from serving.feed import FeatureFeed
+
+if TYPE_CHECKING:
+    from features.store import FeatureStoreConfig
 
 SIMILAR_SOURCES = ("covisit", "als", "attributes", "popular")  # first available answers
 
@@ -53,6 +60,23 @@ class Served:
     def version(self) -> str:
         return self.bundle.version
 
+    # agents.port.CatalogPort: what the LLM steps read of the served bundle
+    @property
+    def catalog(self) -> Catalog:
+        return self.bundle.items
+
+    def _query_stage(self) -> QueryRetrievalStage:
+        stage = self.search.stages[0]
+        assert isinstance(stage, QueryRetrievalStage)  # recsys.pipelines.search_pipeline
+        return stage
+
+    def in_vocabulary(self, word: str) -> bool:
+        return word in self._query_stage().lexical.vocab
+
+    def encoder(self) -> Similarity | None:
+        text = self._query_stage().text
+        return encoder_similarity(text.model) if text is not None else None
+
     @classmethod
     def build(
         cls,
@@ -61,17 +85,13 @@ class Served:
         events: EventLog | None = None,
         decision: DecisionConfig | None = None,
         push_features: bool = False,
+        features: FeatureStoreConfig | None = None,
     ) -> Served:
         """Everything one bundle serves; the session is ``events`` replayed (empty without).
 
-        Raises (and so refuses the bundle) when the decision rules name a brand or category
-        its catalog lacks.
+        Raises (and so refuses the bundle) for an unknown ranker, and when the decision rules
+        name a brand or category its catalog lacks.
         """
-        from serving.rank.service import rank_pipeline
-
-        name = None
-        if bundle.ranking is not None:
-            name = ranker or bundle.ranking.default
         by_name = {s.name: s for s in bundle.retriever.sources}
         similar = next((by_name[n] for n in SIMILAR_SOURCES if n in by_name), None)
         session = (
@@ -79,34 +99,26 @@ class Served:
             if events is None
             else SessionState.replay(events, bundle)
         )
-        users = bundle.user_index()
-        live = LiveHistoryStage(users, bundle.sequences, session, events)
-        config = decision or DecisionConfig()
-        purchases = PurchaseLookup(users, bundle.sequences, session)
-
-        def decided(pipeline: Pipeline) -> Pipeline:
-            stage = DecisionStage(bundle.items, config, purchases, ranked=name is not None)
-            return Pipeline([*pipeline.stages, stage], inputs=[*pipeline.inputs, "request"])
-
-        search_decision = DecisionStage(bundle.items, config, purchases, ranked=False)
+        pipelines = build_pipelines(bundle, ranker, session, events, decision)
         feed = None
         if push_features and bundle.ranking is not None and events is not None:
-            feed = feature_feed(bundle, events).start()
+            feed = feature_feed(bundle, events, features).start()
         return cls(
             bundle=bundle,
-            # bundle.pipeline raises ValueError for an unknown ranker
-            recommend=decided(with_history(bundle.pipeline(name), live)),
-            rank=decided(with_history(rank_pipeline(bundle, name), live)),
-            search=search_pipeline(query_stage(bundle), search_decision),
+            recommend=pipelines.recommend,
+            rank=pipelines.rank,
+            search=pipelines.search,
             item_index=session.item_index,
-            ranker=name,
+            ranker=pipelines.ranker,
             similar_source=similar or bundle.retriever.sources[0],
             session=session,
             feed=feed,
         )
 
 
-def feature_feed(bundle: Bundle, events: EventLog) -> FeatureFeed:
+def feature_feed(
+    bundle: Bundle, events: EventLog, features: FeatureStoreConfig | None = None
+) -> FeatureFeed:
     """A feed pushing the logged events into the bundle's Feast repository (its own store)."""
     from features.push import EventPusher, snapshot_history
     from features.store import FeatureRepo
@@ -118,7 +130,7 @@ def feature_feed(bundle: Bundle, events: EventLog) -> FeatureFeed:
     enc = EncodedDataset(bundle.user_ids, bundle.item_ids, bundle.sequences)
     # the stored user rows were built from the training split of the snapshot
     history = snapshot_history(bundle.user_ids, bundle.item_ids, leave_one_out(enc).train)
-    pusher = EventPusher(FeatureRepo(bundle.path / FEATURE_REPO), history)
+    pusher = EventPusher(FeatureRepo(bundle.path / FEATURE_REPO, features), history)
     online = bundle.ranking.features
     return FeatureFeed(pusher, events, on_pushed=getattr(online, "forget", lambda users: None))
 
@@ -132,9 +144,11 @@ class AppState:
         events: EventLog | None = None,
         decision: DecisionConfig | None = None,
         push_features: bool = False,
+        features: FeatureStoreConfig | None = None,
     ) -> None:
         self._served: Served | None = None
         self.push_features = push_features
+        self.features = features  # every bundle's online store; None: RECSYS_FEATURES_* env
         self.decision = decision or DecisionConfig()
         self._error: str | None = None
         self._swap_lock = threading.Lock()
@@ -163,7 +177,9 @@ class AppState:
         Everything is built before the switch, so a bundle that fails to build is never served
         and the previous one stays.
         """
-        served = Served.build(new_bundle, ranker, self.events, self.decision, self.push_features)
+        served = Served.build(
+            new_bundle, ranker, self.events, self.decision, self.push_features, self.features
+        )
         with self._swap_lock:
             old, self._served, self._error = self._served, served, None
             if self._on_swap is not None:

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from recsys.data.contract import Dataset
+from recsys.data.locations import datasets_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = datasets_dir()
 N_AISLES, AISLE = 20, 10
 
 

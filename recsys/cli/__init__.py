@@ -1,8 +1,19 @@
-"""The `recsys` command line. Heavy imports happen inside commands so `--help` stays instant."""
+"""The `recsys` command line. Heavy imports happen inside commands so `--help` stays instant.
+
+Each command module registers on :data:`recsys.cli.common.app`; importing them here assembles
+the app (``common`` imports none of them, so the modules form no cycle).
+"""
 
 from __future__ import annotations
 
-from recsys.cli.app import app
+from recsys.cli import demo, evaluate, serve, train
+from recsys.cli.common import app
+from recsys.cli.data import data_app
+from recsys.cli.schema import schema_app
+
+app.add_typer(data_app, name="data")
+app.add_typer(schema_app, name="schema")
+_COMMANDS = (demo, evaluate, serve, train)  # registered on import
 
 
 def main() -> None:

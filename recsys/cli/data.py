@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recsys.cli.app import print_json, user_errors
+from recsys.cli.common import print_json, user_errors
 
 data_app = typer.Typer(help="Make, import and describe datasets.", no_args_is_help=True)
 

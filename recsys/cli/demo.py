@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recsys.cli.app import _jsonable, app, metrics_table, user_errors
+from recsys.cli.common import _jsonable, app, metrics_table, user_errors
 
 if TYPE_CHECKING:
     from recsys.data.contract import Dataset
@@ -54,6 +54,7 @@ def demo(
 
         from recsys.artifacts import TrainConfig, load_bundle, train_bundle
         from recsys.evaluation.retrieval import evaluate_bundle
+        from recsys.pipelines import ranker_name, recommend_pipeline
 
         console = Console(width=140)
         ds = synthetic_shop(out / "synthetic-shop", users, items, seed, console.print)
@@ -80,7 +81,7 @@ def demo(
 
         user = str(bundle.user_ids[0])
         history = bundle.sequences.user(0)
-        run = bundle.pipeline().run({"user_id": user})
+        run = recommend_pipeline(bundle, ranker_name(bundle, None)).run({"user_id": user})
         merged = run.state["candidates"]
         ranked = run.state.get("ranked")
         order = ranked.order[0] if ranked is not None else range(merged.ids.shape[1])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recsys.cli.app import app, user_errors
+from recsys.cli.common import app, user_errors
 
 if TYPE_CHECKING:
     from recsys.artifacts import Bundle

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recsys.cli.app import app, print_json, user_errors
+from recsys.cli.common import app, print_json, user_errors
 
 
 @app.command()
@@ -24,14 +24,15 @@ def train(
         list[str] | None,
         typer.Option(
             "--set",
-            help="Override a source's config field, SOURCE.FIELD=VALUE (JSON value); repeatable, "
-            "e.g. --set sasrec.max_len=20.",
+            help="Override a source's config field, SOURCE.FIELD=VALUE, checked against the "
+            "field's type (lists as JSON); repeatable, e.g. --set sasrec.max_len=20.",
         ),
     ] = None,
     ranker: Annotated[
         list[str] | None,
         typer.Option(
-            help="Ranker over the merged candidates (lightgbm, dlrm); repeatable. Default: both."
+            help="Ranker over the merged candidates (lightgbm, dlrm); repeatable. Default: every "
+            "one this machine can train (dlrm needs TorchRec: python -m recsys.bootstrap)."
         ),
     ] = None,
     no_ranking: Annotated[
@@ -52,24 +53,20 @@ def train(
 ) -> None:
     """Train the candidate sources (early stopping on validation), index them, write a bundle."""
     with user_errors():
-        from recsys.artifacts import (
-            TrainConfig,
-            attach_ranking,
-            load_bundle,
-            parse_overrides,
-            train_bundle,
-        )
+        from models.ranker_registry import available_rankers
+        from recsys.artifacts import TrainConfig, attach_ranking, load_bundle, train_bundle
         from recsys.data.contract import load_dataset
-        from recsys.ranking.train import RANKERS, RankerTrainConfig
+        from recsys.overrides import parse_overrides
+        from recsys.ranking.train import RankerTrainConfig
         from recsys.retrieval.retriever import RetrievalConfig
 
         ranking = (
             None
             if no_ranking
             else RankerTrainConfig(
-                rankers=tuple(ranker) if ranker else RANKERS,
+                rankers=tuple(ranker) if ranker else available_rankers(),
                 seed=seed,
-                dlrm_workers=dlrm_workers,
+                options={"dlrm": {"workers": dlrm_workers}} if dlrm_workers > 1 else {},
             )
         )
         if rank_only:
@@ -78,12 +75,13 @@ def train(
             path = attach_ranking(load_dataset(data), out, ranking, progress=True)
             print_json(_summary(load_bundle(path).manifest, path))
             return
+        overrides = parse_overrides(set_ or [])  # typed and checked before the data loads
         defaults = TrainConfig()
         config = TrainConfig(
             sources=tuple(source) if source else defaults.sources,
             seed=seed,
             retrieval=RetrievalConfig(total=candidates, depth=max(candidates, 500)),
-            overrides=parse_overrides(set_ or []),
+            overrides=overrides,
             ranking=ranking,
         )
         path = train_bundle(load_dataset(data), out, config, progress=True)

@@ -1,4 +1,4 @@
-"""The canonical dataset form (DESIGN.md, "Dataset contract") and its one loader.
+"""The canonical dataset form (README, "Datasets: the canonical form") and its one loader.
 
 A dataset is a directory holding ``interactions.parquet``, ``items.parquet``, ``meta.json`` and
 optionally ``users.parquet``, ``queries.parquet`` and ``qrels.parquet``. Every reader of a
@@ -8,6 +8,7 @@ downstream code can trust the frame it gets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,3 +251,12 @@ def _check_refs(frame: pd.DataFrame, file: str, column: str, known: pd.Series) -
             f"e.g. {examples}",
             column=column,
         )
+
+
+def dataset_fingerprint(ds: Dataset) -> str:
+    """sha256 over the interactions and catalog ids: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    cols = [c for c in ("user_id", "item_id", "ts", "event") if c in ds.interactions]
+    for frame in (ds.interactions[cols], ds.items[["item_id"]]):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

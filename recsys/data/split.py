@@ -1,4 +1,4 @@
-"""Leave-one-out by time (DESIGN.md, "Evaluation protocol").
+"""Leave-one-out by time (README, "Evaluation protocol").
 
 Each user's last distinct item is the test target, the one before it the validation target,
 everything earlier is training. Users with two items give a test target but no validation one;

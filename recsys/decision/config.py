@@ -12,17 +12,21 @@ Example (``serving/decision.example.yaml`` is a complete one)::
     diversity: {method: mmr, lambda: 0.8, max_per_leaf: 3}
     exploration: {epsilon: 0.05, pool: 50}
 
-Every key is checked when the file is read; an unknown one is refused with the valid ones.
+Every key is checked when the file is read (:class:`DecisionRules`, whose JSON schema
+``recsys schema decision-rules`` prints); an unknown key or a value out of range is refused in one
+line naming it and what is valid. The stage reads the frozen dataclasses it builds.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 DiversityMethod = Literal["none", "mmr"]
 
@@ -103,54 +107,169 @@ class DecisionConfig:
             raise DecisionConfigError(f"category_caps must be >= 1, got {bad}")
 
 
-def _keys(doc: Any, valid: list[str], where: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise DecisionConfigError(f"{where} must be a mapping, got {type(doc).__name__}")
-    unknown = sorted(set(doc) - set(valid))
-    if unknown:
-        raise DecisionConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {valid}")
-    return doc
+class _Rules(BaseModel):
+    # A key the engine does not know is a typo that would silently do nothing: refuse it.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _strings(doc: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = doc.get(key, ())
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise DecisionConfigError(f"{where}.{key} must be a list of strings, got {value!r}")
-    return tuple(value)
+class MatchRule(_Rules):
+    """Items a rule applies to; at least one list must be non-empty."""
+
+    item_ids: tuple[str, ...] = Field(default=(), description="Item ids the rule applies to.")
+    brands: tuple[str, ...] = Field(default=(), description="Brands the rule applies to.")
+    categories: tuple[str, ...] = Field(
+        default=(), description="Category paths (prefixes, e.g. 'Fashion > Shoes')."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MatchRule:
+        if not (self.item_ids or self.brands or self.categories):
+            raise ValueError("a rule's match needs item_ids, brands or categories")
+        return self
+
+    def build(self) -> Match:
+        return Match(self.item_ids, self.brands, self.categories)
 
 
-def _match(doc: Any, where: str) -> Match:
-    doc = _keys(doc, ["item_ids", "brands", "categories"], where)
-    return Match(**{k: _strings(doc, k, where) for k in ("item_ids", "brands", "categories")})
+class BoostRule(_Rules):
+    match: MatchRule = Field(description="The items to boost.")
+    weight: float = Field(
+        allow_inf_nan=False,
+        description="Added to the score in units of the list's score spread (std); < 0 demotes.",
+    )
+
+
+class DiversityRule(_Rules):
+    method: DiversityMethod = Field(default="none", description="'mmr' reorders the list.")
+    mmr_lambda: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        alias="lambda",
+        description="MMR: lambda * relevance - (1 - lambda) * similarity to the chosen items.",
+    )
+    max_per_leaf: int | None = Field(
+        default=None, ge=1, description="At most this many items of one leaf category per list."
+    )
+
+
+class ExplorationRule(_Rules):
+    epsilon: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Probability that a slot shows a drawn item."
+    )
+    pool: int = Field(default=50, ge=1, description="Draw among this many next-best items.")
+
+
+class DecisionRules(_Rules):
+    """The decision rules file (``RECSYS_DECISION_CONFIG``), as written in YAML or JSON."""
+
+    hide_out_of_stock: bool = Field(default=True, description="Remove out-of-stock items.")
+    exclude_purchased: bool = Field(default=True, description="Remove items already bought.")
+    category_caps: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Category path -> at most this many items per list."
+    )
+    boosts: tuple[BoostRule, ...] = Field(default=(), description="Score boosts (or demotions).")
+    bury: tuple[MatchRule, ...] = Field(
+        default=(), description="Matched items go below every unmatched one."
+    )
+    diversity: DiversityRule = Field(
+        default_factory=DiversityRule, description="MMR reordering and per-leaf caps."
+    )
+    exploration: ExplorationRule = Field(
+        default_factory=ExplorationRule, description="Epsilon-greedy draws per slot."
+    )
+
+    def build(self) -> DecisionConfig:
+        div, explore = self.diversity, self.exploration
+        return DecisionConfig(
+            hide_out_of_stock=self.hide_out_of_stock,
+            exclude_purchased=self.exclude_purchased,
+            category_caps=tuple(self.category_caps.items()),
+            boosts=tuple(Boost(b.match.build(), b.weight) for b in self.boosts),
+            bury=tuple(m.build() for m in self.bury),
+            diversity=Diversity(div.method, div.mmr_lambda, div.max_per_leaf),
+            exploration=Exploration(explore.epsilon, explore.pool),
+        )
+
+
+def decision_rules_schema() -> dict[str, Any]:
+    """The JSON schema of the rules file (``recsys schema decision-rules``)."""
+    return DecisionRules.model_json_schema()
 
 
 def decision_config(doc: dict[str, Any] | None) -> DecisionConfig:
     """A :class:`DecisionConfig` from a parsed document; every key checked."""
-    doc = _keys(doc or {}, [f.name for f in fields(DecisionConfig)], "decision config")
-    caps = doc.get("category_caps", {})
-    if not isinstance(caps, dict):
-        raise DecisionConfigError(f"category_caps must map category -> count, got {caps!r}")
-    boosts = []
-    for i, rule in enumerate(doc.get("boosts", [])):
-        rule = _keys(rule, ["match", "weight"], f"boosts[{i}]")
-        boosts.append(Boost(_match(rule.get("match"), f"boosts[{i}].match"), float(rule["weight"])))
-    div = _keys(doc.get("diversity", {}), ["method", "lambda", "max_per_leaf"], "diversity")
-    explore = _keys(doc.get("exploration", {}), ["epsilon", "pool"], "exploration")
-    return DecisionConfig(
-        hide_out_of_stock=bool(doc.get("hide_out_of_stock", True)),
-        exclude_purchased=bool(doc.get("exclude_purchased", True)),
-        category_caps=tuple((str(c), int(n)) for c, n in caps.items()),
-        boosts=tuple(boosts),
-        bury=tuple(_match(m, f"bury[{i}]") for i, m in enumerate(doc.get("bury", []))),
-        diversity=Diversity(
-            method=div.get("method", "none"),
-            mmr_lambda=float(div.get("lambda", 0.8)),
-            max_per_leaf=div.get("max_per_leaf"),
-        ),
-        exploration=Exploration(
-            epsilon=float(explore.get("epsilon", 0.0)), pool=int(explore.get("pool", 50))
-        ),
-    )
+    try:
+        return DecisionRules.model_validate({} if doc is None else doc).build()
+    except ValidationError as exc:
+        raise DecisionConfigError(_explain(exc)) from None
+
+
+_RANGE_ERRORS = {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first problem as one line: where, the bad value, and what is valid there."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc, kind, value = first["loc"], first["type"], first.get("input")
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        unknown = sorted(str(e["loc"][-1]) for e in errors if e["loc"][:-1] == parent)
+        model = _model_at(parent)
+        valid = [f.alias or n for n, f in model.model_fields.items()] if model else []
+        return f"{_where(parent)}: unknown key(s) {unknown}; valid keys are {valid}"
+    if kind == "missing":
+        return f"{_where(loc)} is required"
+    if kind in ("model_type", "dict_type"):
+        return f"{_where(loc)} must be a mapping, got {type(value).__name__}"
+    if kind in ("tuple_type", "list_type"):
+        return f"{_where(loc)} must be a list, got {value!r}"
+    if kind in _RANGE_ERRORS:
+        return f"{_where(loc)} must be {_range(loc, first.get('ctx') or {})}, got {value!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{_where(loc)}={value!r}: {message}"
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "decision config"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The rules model that validates the mapping at ``loc`` (None below a plain dict)."""
+    model: type[BaseModel] | None = DecisionRules
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a list of rules: same model
+        info = _field(model, part)
+        model = _model_in(info.annotation) if info is not None else None
+    return model
+
+
+def _field(model: type[BaseModel] | None, key: str) -> FieldInfo | None:
+    fields = model.model_fields.items() if model is not None else ()
+    return next((f for name, f in fields if (f.alias or name) == key), None)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
+
+
+def _range(loc: tuple[int | str, ...], ctx: dict[str, Any]) -> str:
+    # the error's context holds only the bound it broke: the field shows both ends
+    bounds = dict(ctx)
+    info = _field(_model_at(loc[:-1]), str(loc[-1]))
+    for constraint in info.metadata if info is not None else ():
+        bounds.update({k: getattr(constraint, k) for k, _ in _BOUNDS if hasattr(constraint, k)})
+    if "ge" in bounds and "le" in bounds:
+        return f"in [{bounds['ge']:g}, {bounds['le']:g}]"
+    return " and ".join(f"{sign} {bounds[k]:g}" for k, sign in _BOUNDS if k in bounds)
 
 
 def load_decision_config(path: str | Path | None) -> DecisionConfig:
@@ -167,5 +286,5 @@ def load_decision_config(path: str | Path | None) -> DecisionConfig:
         raise DecisionConfigError(f"decision config {file}: not valid ({exc})") from exc
     try:
         return decision_config(doc)
-    except (TypeError, KeyError) as exc:
-        raise DecisionConfigError(f"decision config {file}: {exc}") from exc
+    except DecisionConfigError as exc:
+        raise DecisionConfigError(f"decision config {file}: {exc}") from None

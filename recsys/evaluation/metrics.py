@@ -95,3 +95,15 @@ def candidate_recall(
     match = candidates == np.asarray(targets)[:, None]
     first = np.where(match, np.arange(candidates.shape[1]), big).min(axis=1, initial=big)
     return {f"candidate_recall@{n}": (first < n).astype(np.float64) for n in ns}
+
+
+def list_metrics(
+    ids: np.ndarray, targets: np.ndarray, ks: Sequence[int], ns: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Per-user metrics of ranked lists (B, N): position of the target, or a miss."""
+    match = ids == targets[:, None]
+    found = match.any(axis=1)
+    position = np.where(found, match.argmax(axis=1), ids.shape[1] + max(ks))  # 0-based
+    out = metrics_from_ranks(position, np.zeros_like(position), ks)
+    out.update(candidate_recall(ids, targets, ns))
+    return out

@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from recsys.artifacts import Bundle, BundleError, dataset_fingerprint
-from recsys.data.contract import Dataset
+from recsys.data.contract import Dataset, dataset_fingerprint
 from recsys.data.sequences import encode
 from recsys.data.split import SplitName, leave_one_out
-from recsys.evaluation.metrics import candidate_recall, metrics_from_ranks
+from recsys.errors import BundleError
+from recsys.evaluation.metrics import candidate_recall, list_metrics
 from recsys.evaluation.protocol import DEFAULT_KS, evaluate_fitted
-from recsys.ranking.evaluate import ranked_metrics
+from recsys.evaluation.ranked import ranked_metrics
+
+if TYPE_CHECKING:
+    from recsys.artifacts import Bundle
 
 DEFAULT_NS = (100, 500)
-
-
-def list_metrics(
-    ids: np.ndarray, targets: np.ndarray, ks: Sequence[int], ns: Sequence[int]
-) -> dict[str, np.ndarray]:
-    """Per-user metrics of ranked lists (B, N): position of the target, or a miss."""
-    match = ids == targets[:, None]
-    found = match.any(axis=1)
-    position = np.where(found, match.argmax(axis=1), ids.shape[1] + max(ks))  # 0-based
-    out = metrics_from_ranks(position, np.zeros_like(position), ks)
-    out.update(candidate_recall(ids, targets, ns))
-    return out
 
 
 def evaluate_bundle(

@@ -13,9 +13,10 @@ files are not checksummed with the immutable artifacts.
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,9 +29,11 @@ from recsys.ranking.ranker import Ranker
 from recsys.ranking.train import RankerTrainConfig, fit_rankers, training_frame
 from recsys.retrieval.retriever import Retriever
 
+if TYPE_CHECKING:
+    from features.store import FeatureStoreConfig
+
 FEATURE_REPO = "feature_repo"
 PARITY_GROUPS = 50  # selection groups (~5k rows) scored both ways at export
-PARITY_TOLERANCE = {"lightgbm": 1e-5, "dlrm": 1e-4}
 
 
 @dataclass
@@ -82,10 +85,10 @@ def train_ranking(
         model.export_onnx(root / onnx_file)
         session = OnnxSession(root / onnx_file)
         diff = float(np.abs(session.run(model.onnx_feeds(sample)) - model.predict(sample)).max())
-        if diff > PARITY_TOLERANCE[name]:
+        if diff > model.onnx_tolerance:
             raise ValueError(
                 f"{name}: ONNX scores differ from native by {diff:.2e} "
-                f"(> {PARITY_TOLERANCE[name]:.0e}); refusing to write a bundle that would "
+                f"(> {model.onnx_tolerance:.0e}); refusing to write a bundle that would "
                 "serve other scores than were evaluated"
             )
         report[name].update(
@@ -119,16 +122,37 @@ def _service_name() -> str:
     return RANKER_VERSION
 
 
-def load_ranking(root: Path, section: dict[str, Any], item_ids: np.ndarray) -> Ranking:
+def load_ranking(
+    root: Path,
+    section: dict[str, Any],
+    item_ids: np.ndarray,
+    features: FeatureStoreConfig | None = None,
+) -> Ranking:
+    """The bundle's rankers behind ONNX sessions. One whose pickle needs a module this machine
+    lacks (a DLRM written before its pickles left TorchRec out) is skipped with a warning and
+    the others serve; the default falls to the best of them if it was the one skipped."""
     from features.store import FeatureRepo
     from models.onnx_runtime import OnnxSession
+    from models.ranker_registry import RANKERS, missing
 
     spec = FrameSpec(tuple(section["spec"]["sources"]), tuple(section["spec"]["cardinality"]))
     rankers: dict[str, Ranker] = {}
+    skipped: dict[str, str] = {}
     for name, entry in section["rankers"].items():
-        with (root / entry["native"]).open("rb") as fh:
-            model = pickle.load(fh)  # bundles are built by `recsys train`; see artifacts doc
+        try:
+            with (root / entry["native"]).open("rb") as fh:
+                model = pickle.load(fh)  # bundles are built by `recsys train`; see artifacts doc
+        except ImportError as e:
+            # the registry's install hint where it has one, else the import error itself
+            skipped[name] = (missing(name) if name in RANKERS else None) or str(e)
+            warnings.warn(f"ranker {name!r} not loaded: {skipped[name]}", stacklevel=2)
+            continue
         rankers[name] = Ranker(name, spec, model, OnnxSession(root / entry["onnx"]))
-    online = FeatureRepo(root / section["features"]["repo"]).online()
+    if not rankers:
+        raise ImportError(f"no ranker of this bundle loads here: {skipped}")
+    default = section["default"]
+    if default not in rankers:
+        default = max(rankers, key=lambda n: section["rankers"][n].get("selection_ndcg@10", 0.0))
+    online = FeatureRepo(root / section["features"]["repo"], features).online()
     online.align(item_ids)
-    return Ranking(rankers=rankers, features=online, default=section["default"])
+    return Ranking(rankers=rankers, features=online, default=default)

@@ -1,7 +1,7 @@
 """The rows a ranker reads: one per (user, candidate), grouped by user.
 
-Both rankers (LightGBM LambdaRank and the TorchRec DLRM) train and score on this one layout,
-so the ranking stage builds it once per request and either model (native or ONNX) takes it.
+Every ranker (LightGBM LambdaRank, the TorchRec DLRM) trains and scores on this one layout,
+so the ranking stage builds it once per request and any of them (native or ONNX) takes it.
 """
 
 from __future__ import annotations
@@ -77,6 +77,21 @@ def select_groups(frame: RankingFrame, groups: np.ndarray) -> RankingFrame:
         group=lengths,
         item=frame.item[rows],
         label=None if frame.label is None else frame.label[rows],
+    )
+
+
+def hold_out_groups(
+    frame: RankingFrame, fraction: float, rng: np.random.Generator
+) -> tuple[RankingFrame, RankingFrame | None]:
+    """(the rest, a seeded ``fraction`` of the groups) for early stopping; (frame, None) when
+    that share rounds to no group or to all of them."""
+    n_valid = round(fraction * len(frame.group))
+    if n_valid < 1 or n_valid >= len(frame.group):
+        return frame, None
+    order = rng.permutation(len(frame.group))
+    return (
+        select_groups(frame, np.sort(order[n_valid:])),
+        select_groups(frame, np.sort(order[:n_valid])),
     )
 
 

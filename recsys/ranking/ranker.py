@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from models.ranker_base import RankerModel
 from recsys.data.sequences import Sequences
 from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame
@@ -34,7 +35,7 @@ class Ranked:
 class Ranker:
     name: str
     spec: FrameSpec
-    model: Any  # LGBMRanker or DLRMRanker: predict(frame), onnx_feeds(frame)
+    model: RankerModel
     session: Any = None  # models.onnx_runtime.OnnxSession; None scores natively
 
     def score(self, frame: RankingFrame, native: bool = False) -> np.ndarray:

@@ -9,38 +9,43 @@ whole, the tail sampled, so a training group is small without losing the confusa
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from models.ranker_base import RankerModel
+from models.ranker_registry import RANKERS, available_rankers, check_rankers, make_ranker
 from recsys.data.sequences import EncodedDataset
 from recsys.data.split import EvalSet
 from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame, select_groups
 from recsys.retrieval.retriever import Retriever
 
-RANKERS = ("lightgbm", "dlrm")
-
 
 @dataclass(frozen=True)
 class RankerTrainConfig:
-    rankers: tuple[str, ...] = RANKERS
+    # default: every registered ranker this machine can train (no dlrm without TorchRec)
+    rankers: tuple[str, ...] = field(default_factory=available_rankers)
     head: int = 50  # the merged list's top slots, always kept as negatives
     tail: int = 50  # negatives sampled from the rest of the list
     max_users: int | None = 30_000  # training groups drawn from the validation users
     seed: int = 0
     batch: int = 512  # users retrieved at a time
-    # > 1: the DLRM trains on TorchRec's DistributedModelParallel under torchrun with this many
-    # workers (tables sharded by the planner); the ranker it yields is the same kind of object
-    dlrm_workers: int = 1
+    # ranker name -> fields of its own config, e.g. {"dlrm": {"workers": 2}} trains the DLRM
+    # under torchrun on two workers, {"lightgbm": {"n_estimators": 100}}
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.rankers) - set(RANKERS))
+        check_rankers(self.rankers)
+        unknown = sorted(set(self.options) - set(RANKERS))
         if unknown:
-            raise ValueError(f"unknown ranker(s) {unknown}; valid rankers are {list(RANKERS)}")
+            raise ValueError(f"options for unknown ranker(s) {unknown}; valid: {sorted(RANKERS)}")
+        # a bad field fails now rather than after the candidates were retrieved
+        for name in set(self.rankers) & set(self.options):
+            make_ranker(name, self.seed, **self.options[name])
 
 
 def _concat(frames: Sequence[RankingFrame]) -> RankingFrame:
@@ -95,32 +100,14 @@ def training_frame(
 
 def fit_rankers(
     train: RankingFrame, config: RankerTrainConfig, progress: bool = False
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, RankerModel], dict[str, Any]]:
     """Fit each configured ranker (early stopping on held-out groups); models and reports."""
-    from models.lgbm_ranker import LGBMRanker, LGBMRankerConfig
-
-    models: dict[str, Any] = {}
+    models: dict[str, RankerModel] = {}
     report: dict[str, Any] = {}
     for name in config.rankers:
         started = time.perf_counter()
-        model: Any
-        if name == "lightgbm":
-            model = LGBMRanker(LGBMRankerConfig(seed=config.seed)).fit(train)
-        else:
-            from models.dlrm import DLRMConfig, DLRMRanker, _hold_out_groups
-
-            dlrm_config = DLRMConfig(seed=config.seed)
-            if config.dlrm_workers > 1:
-                from models.dlrm_distributed import train_with_torchrun
-
-                rng = np.random.default_rng(config.seed)
-                fit, held = _hold_out_groups(train, dlrm_config.holdout_groups, rng)
-                if held is None:
-                    raise ValueError("distributed DLRM training needs enough groups to hold out")
-                model, _ = train_with_torchrun(fit, held, dlrm_config, config.dlrm_workers)
-            else:
-                model = DLRMRanker(dlrm_config, progress=progress).fit(train)
-        models[name] = model
+        opts = dict(config.options.get(name, {}))
+        models[name] = make_ranker(name, config.seed, progress, **opts).fit(train)
         report[name] = {"fit_seconds": round(time.perf_counter() - started, 3)}
     report["rows"] = {"train": int(train.n_rows), "groups": len(train.group)}
     report["config"] = asdict(config)

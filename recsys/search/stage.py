@@ -6,15 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.artifacts import Bundle
-from recsys.pipeline import Pipeline
 from recsys.retrieval.merge import SourceLists, merge
 from recsys.retrieval.sources import CandidateSource
 from recsys.search.lexical import LexicalIndex
+
+if TYPE_CHECKING:
+    from recsys.artifacts import Bundle
 
 
 class SearchUnavailableError(RuntimeError):
@@ -92,8 +93,3 @@ def query_stage(bundle: Bundle, depth: int = 200) -> QueryRetrievalStage:
     lexical = LexicalIndex().build(bundle.items, popularity)
     text = next((s for s in bundle.retriever.sources if s.name == "text" and s.is_vector), None)
     return QueryRetrievalStage(lexical, text, depth)
-
-
-def search_pipeline(query: QueryRetrievalStage, decision: Any) -> Pipeline:
-    """query -> candidates -> decision; ``decision`` is a DecisionStage with ranked=False."""
-    return Pipeline([query, decision], inputs=["user_id", "query", "expansions", "request"])

@@ -68,7 +68,7 @@ class Reloader:
 
     def _run(self, target: Path, ranker: str | None) -> None:
         try:
-            bundle = load_bundle(target)
+            bundle = load_bundle(target, self.state.features)
             old = self.state.swap(bundle, ranker or self.ranker)
             self._status = self._status.model_copy(
                 update={

@@ -10,7 +10,8 @@ from starlette.concurrency import iterate_in_threadpool
 
 from serving.chat.protocol import ChatRequest, TraceResponse
 from serving.chat.service import ChatService
-from serving.deps import LLMDep, ServedDep
+from serving.deps import ListDepsDep, ServedDep
+from serving.engine_port import ServedEngine
 from serving.errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -30,12 +31,13 @@ ChatDep = Annotated[ChatService, Depends(chat_service)]
     summary="One turn with the shopping agent, streamed as server-sent events",
 )
 async def chat(
-    body: ChatRequest, served: ServedDep, llm: LLMDep, service: ChatDep
+    body: ChatRequest, served: ServedDep, deps: ListDepsDep, service: ChatDep
 ) -> StreamingResponse:
     """Events: `step` (thought, action, observation, timings, tokens) per agent step, then
     `message` (the answer and the items it shows), then `done`. A step budget and a deadline
     bound the turn; a failing LLM falls back to a plain search, flagged in `degraded`."""
-    events = iterate_in_threadpool(service.stream(served, llm, body))
+    engine = ServedEngine(served, deps, endpoint="chat")
+    events = iterate_in_threadpool(service.stream(engine, deps.llm, body))
     return StreamingResponse(events, media_type="text/event-stream")
 
 

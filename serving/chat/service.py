@@ -1,4 +1,4 @@
-"""The shopping agent over the served bundle: tools bound to the pipelines, events as SSE."""
+"""The shopping agent over the served bundle: tools act through the engine port, events as SSE."""
 
 from __future__ import annotations
 
@@ -7,19 +7,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from agents.agent import AgentConfig, ShoppingAgent
 from agents.compare import Comparer
 from agents.layer import LLMLayer
 from agents.llm import LLMError
 from agents.memory import SessionMemory
+from agents.port import EnginePort
 from agents.tools import ToolContext, default_tools
-from recsys.decision import DecisionRequest, Filters
 from serving.chat.protocol import ChatRequest
-from serving.state import Served
-
-ANONYMOUS = ""
 
 
 class ChatService:
@@ -36,31 +31,16 @@ class ChatService:
                 self._agent = ShoppingAgent(llm.client(), self.tools, self.memory, self.config)
             return self._agent
 
-    def context(self, served: Served, llm: LLMLayer, user_id: str | None) -> ToolContext:
-        def search(query: str, cap: float | None, k: int) -> list[int]:
-            request = DecisionRequest(k=k, filters=Filters(price_max=cap), explore=False)
-            inputs = {"user_id": user_id or ANONYMOUS, "query": query, "expansions": (),
-                      "request": request}  # fmt: skip
-            with served.lock:
-                decision = served.search.run(inputs).state["decision"]
-            return [int(i) for i in np.asarray(decision.ids)]
-
-        def recommend(k: int) -> list[int]:
-            request = DecisionRequest(k=k, explore=False)
-            with served.lock:
-                result = served.recommend.run({"user_id": user_id or ANONYMOUS, "request": request})
-            return [int(i) for i in np.asarray(result.state["decision"].ids)]
-
-        comparer = Comparer(llm.client(), served.bundle.items, llm.compare_timeout_s)
-        return ToolContext(served.bundle.items, search, recommend, comparer)
-
-    def stream(self, served: Served, llm: LLMLayer | None, request: ChatRequest) -> Iterator[str]:
+    def stream(
+        self, engine: EnginePort, llm: LLMLayer | None, request: ChatRequest
+    ) -> Iterator[str]:
         """Server-sent events of one turn: step..., message, done (or error then done)."""
         try:
             if llm is None:
                 raise LLMError("no LLM layer")
             agent = self.agent(llm)
-            ctx = self.context(served, llm, request.user_id)
+            comparer = Comparer(llm.client(), engine.catalog, llm.compare_timeout_s)
+            ctx = ToolContext.over(engine, request.user_id, comparer)
         except LLMError as exc:
             yield sse("error", {"degraded": ["llm_unavailable"], "message": str(exc)})
             yield sse("done", {"degraded": ["llm_unavailable"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.shared import FilterSpec, ListResponse
+from serving.lists.protocol import FilterSpec, ListResponse
 
 MAX_ITEMS = 1000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.deps import DecisionLogDep, LLMDep, MetricsDep, ServedDep
+from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
 from serving.recommend import service
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
@@ -22,12 +22,8 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
 # async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
 # (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
 async def recommend(
-    body: RecommendRequest,
-    served: ServedDep,
-    metrics: MetricsDep,
-    log: DecisionLogDep,
-    llm: LLMDep,
+    body: RecommendRequest, served: ServedDep, deps: ListDepsDep
 ) -> RecommendResponse:
     """Retrieval over every candidate source, merged, ranked by the bundle's ranker, then the
     decision layer: filters, business rules, diversity and exploration."""
-    return await service.recommend(served, body, metrics, log, llm)
+    return await service.recommend(served, body, deps)

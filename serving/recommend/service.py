@@ -2,46 +2,50 @@
 
 from __future__ import annotations
 
-from agents.layer import LLMLayer
-from recsys.decision.log import DecisionLog
-from serving.llm_steps import history_context
-from serving.metrics import ServingMetrics
-from serving.recommend.protocol import RecommendRequest, RecommendResponse
-from serving.shared import (
+from recsys.pipeline import Result
+from serving.lists.service import (
+    ListCall,
+    ListDeps,
     count_fallbacks,
-    decided_k,
     fill,
     new_request_id,
-    request_of,
     run_decided,
+    run_list,
 )
+from serving.llm_steps import history_context
+from serving.recommend.protocol import RecommendRequest, RecommendResponse
 from serving.state import Served
 
 ENDPOINT = "recommend"
 
 
-async def recommend(
+def call_of(served: Served, request: RecommendRequest, endpoint: str = ENDPOINT) -> ListCall:
+    return ListCall(
+        endpoint=endpoint,
+        pipeline=served.recommend,
+        inputs={"user_id": request.user_id},
+        k=request.k,
+        filters=request.filters,
+        explore=request.explore,
+        request_id=new_request_id(request.request_id),
+        llm_rerank=request.llm_rerank,
+        context=lambda done: history_context(served, done.state["history"]),
+    )
+
+
+def respond(
     served: Served,
     request: RecommendRequest,
-    metrics: ServingMetrics,
-    log: DecisionLog | None = None,
-    llm: LLMLayer | None = None,
+    call: ListCall,
+    result: Result,
+    deps: ListDeps,
+    degraded: list[str],
 ) -> RecommendResponse:
-    request_id = new_request_id(request.request_id)
-    decision = request_of(
-        decided_k(request.k, request.llm_rerank, llm), request.filters, request.explore, request_id
-    )
-    inputs = {"user_id": request.user_id, "request": decision}
-    result, degraded = await run_decided(
-        served, served.recommend, inputs, k=request.k, llm_rerank=request.llm_rerank,
-        context=lambda done: history_context(served, done.state["history"]),
-        endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
-    )  # fmt: skip
     cold = bool(result.state["cold_start"])
-    count_fallbacks(metrics, ENDPOINT, cold, served.ranker)
+    count_fallbacks(deps, call.endpoint, cold, served.ranker)
     response = RecommendResponse(
         model_version=served.version,
-        request_id=request_id,
+        request_id=call.request_id,
         user_id=request.user_id,
         cold_start=cold,
         ranker=served.ranker,
@@ -50,3 +54,19 @@ async def recommend(
     )
     fill(response, served, result, request.explain or request.llm_rerank, request.trace)
     return response
+
+
+def recommend_now(
+    served: Served, request: RecommendRequest, deps: ListDeps, endpoint: str = ENDPOINT
+) -> RecommendResponse:
+    """The non-LLM answer, synchronously (the agent's tools call this)."""
+    call = call_of(served, request.model_copy(update={"llm_rerank": False}), endpoint)
+    return respond(served, request, call, run_list(served, call, deps), deps, [])
+
+
+async def recommend(
+    served: Served, request: RecommendRequest, deps: ListDeps
+) -> RecommendResponse:
+    call = call_of(served, request)
+    result, degraded = await run_decided(served, call, deps)
+    return respond(served, request, call, result, deps, degraded)

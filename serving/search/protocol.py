@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.shared import FilterSpec, ListResponse
+from serving.lists.protocol import FilterSpec, ListResponse
 
 
 class SearchRequest(BaseModel):

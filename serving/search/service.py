@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from agents.layer import LLMLayer
 from agents.rewrite import Rewrite
-from recsys.decision.log import DecisionLog
+from recsys.pipeline import Result
+from serving.lists.protocol import FilterSpec
+from serving.lists.service import (
+    ListCall,
+    ListDeps,
+    fill,
+    new_request_id,
+    run_decided,
+    run_list,
+)
 from serving.llm_steps import guarded
 from serving.metrics import ServingMetrics
 from serving.search.protocol import RewriteInfo, SearchRequest, SearchResponse
-from serving.shared import (
-    FilterSpec,
-    decided_k,
-    fill,
-    new_request_id,
-    request_of,
-    run_decided,
-)
 from serving.state import Served
 
 ENDPOINT = "search"
@@ -46,41 +47,45 @@ def with_rewrite(filters: FilterSpec | None, rewrite: Rewrite | None) -> FilterS
     return spec.model_copy(update={"price_max": rewrite.price_max})
 
 
-async def search(
-    served: Served,
-    request: SearchRequest,
-    metrics: ServingMetrics,
-    log: DecisionLog | None = None,
-    llm: LLMLayer | None = None,
-) -> SearchResponse:
-    request_id = new_request_id(request.request_id)
-    rewrite, degraded = await rewrite_query(served, request, llm, metrics)
+def call_of(
+    served: Served, request: SearchRequest, rewrite: Rewrite | None, endpoint: str = ENDPOINT
+) -> ListCall:
     expansions: tuple[str, ...] = ()
     if rewrite is not None:
         leaf = rewrite.category.split(" > ")[-1] if rewrite.category else None
         expansions = (*rewrite.keywords, *((leaf,) if leaf else ()))
-    filters = with_rewrite(request.filters, rewrite)
-    decision = request_of(
-        decided_k(request.k, request.llm_rerank, llm), filters, request.explore, request_id
-    )
-    inputs = {
-        "user_id": request.user_id or ANONYMOUS,
-        "query": request.query,
-        "expansions": expansions,
-        "request": decision,
-    }
-    result, reranking = await run_decided(
-        served, served.search, inputs, k=request.k, llm_rerank=request.llm_rerank,
+    return ListCall(
+        endpoint=endpoint,
+        pipeline=served.search,
+        inputs={
+            "user_id": request.user_id or ANONYMOUS,
+            "query": request.query,
+            "expansions": expansions,
+        },
+        k=request.k,
+        filters=with_rewrite(request.filters, rewrite),
+        explore=request.explore,
+        request_id=new_request_id(request.request_id),
+        llm_rerank=request.llm_rerank,
         context=lambda _: f"searched for: {request.query}",
-        endpoint=ENDPOINT, metrics=metrics, log=log, llm=llm,
-    )  # fmt: skip
-    degraded += reranking
+    )
+
+
+def respond(
+    served: Served,
+    request: SearchRequest,
+    call: ListCall,
+    result: Result,
+    deps: ListDeps,
+    rewrite: Rewrite | None,
+    degraded: list[str],
+) -> SearchResponse:
     terms = int(result.state["query_terms"])
     if terms == 0:
-        metrics.fallback(ENDPOINT, "no_lexical_match")
+        deps.metrics.fallback(call.endpoint, "no_lexical_match")
     response = SearchResponse(
         model_version=served.version,
-        request_id=request_id,
+        request_id=call.request_id,
         query=request.query,
         sources=list(result.state["candidates"].sources),
         matched_terms=terms,
@@ -99,3 +104,19 @@ async def search(
         )
     fill(response, served, result, request.explain or request.llm_rerank, request.trace)
     return response
+
+
+def search_now(
+    served: Served, request: SearchRequest, deps: ListDeps, endpoint: str = ENDPOINT
+) -> SearchResponse:
+    """The non-LLM answer (no rewrite, no rerank), synchronously (the agent's tools call this)."""
+    plain = request.model_copy(update={"llm_rerank": False, "rewrite": "off"})
+    call = call_of(served, plain, None, endpoint)
+    return respond(served, plain, call, run_list(served, call, deps), deps, None, [])
+
+
+async def search(served: Served, request: SearchRequest, deps: ListDeps) -> SearchResponse:
+    rewrite, degraded = await rewrite_query(served, request, deps.llm, deps.metrics)
+    call = call_of(served, request, rewrite)
+    result, reranking = await run_decided(served, call, deps)
+    return respond(served, request, call, result, deps, rewrite, degraded + reranking)

@@ -12,13 +12,16 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from agents.agent import SYSTEM, AgentConfig, ShoppingAgent
+from agents.compare import Comparer
 from agents.layer import LLMLayer
 from agents.llm import LLMClient
 from agents.memory import SQLiteMemory
 from agents.tools import Tool, ToolContext, ToolError, ToolRegistry, default_tools
 from recsys.artifacts import Bundle
 from serving.app import create_app
-from serving.chat.service import ChatService
+from serving.engine_port import ServedEngine
+from serving.lists.service import ListDeps
+from serving.metrics import ServingMetrics
 from serving.settings import ServingSettings
 from serving.state import Served
 
@@ -55,9 +58,10 @@ def leaf(served: Served) -> str:
 
 
 def context(served: Served, tmp_path: Path) -> ToolContext:
-    service = ChatService(SQLiteMemory(tmp_path / "chat.sqlite"))
-    layer = LLMLayer(client=LLMClient(Scripted(["{}"])))
-    return service.context(served, layer, None)
+    """The tools as POST /v1/chat builds them: through the engine port, for an anonymous user."""
+    llm = LLMClient(Scripted(["{}"]))
+    engine = ServedEngine(served, ListDeps(ServingMetrics()), endpoint="chat")
+    return ToolContext.over(engine, None, Comparer(llm, engine.catalog, 5.0))
 
 
 def agent(answers: list[Any], tmp_path: Path, **config: Any) -> ShoppingAgent:

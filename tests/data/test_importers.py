@@ -11,8 +11,9 @@ import pytest
 from recsys.data.contract import EVENTS, DatasetError, load_dataset
 from recsys.data.importers import IMPORTERS, ImportReport, import_dataset, importer_options
 from recsys.data.importers.minionerec import INCONSISTENT, rebuild_sequences
+from recsys.data.locations import datasets_dir
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+REAL = datasets_dir()
 
 
 def write(path: Path, text: str) -> Path:
@@ -438,7 +439,7 @@ def test_event_names_in_errors_match_the_contract() -> None:
 def real(*parts: str) -> Path:
     path = REAL.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent (real datasets live in ../shared/data)")
+        pytest.skip(f"{path} is absent (docs/datasets.md says where to put the datasets)")
     return path
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from recsys.data.contract import Dataset
 from recsys.data.importers import import_dataset
+from recsys.data.locations import datasets_dir
 from recsys.data.stats import dataset_stats, distribution, popularity_share
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+REAL = datasets_dir()
 
 
 def toy() -> Dataset:

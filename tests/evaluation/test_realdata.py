@@ -19,7 +19,7 @@ def beauty(shared_data: Path):
 
 
 def test_beauty_popularity_matches_the_independent_computation(beauty) -> None:
-    # DESIGN.md: popularity NDCG@10 0.00546 / Recall@10 0.01154, computed with ties broken by
+    # docs/datasets.md: popularity NDCG@10 0.00546 / Recall@10 0.01154, computed with ties broken by
     # item index; the expectation over random tie-breaks sits within 1% of it.
     by_index = evaluate_model(beauty, make_model("popular"), ties="index")
     assert by_index["users"] == 22_363

@@ -42,7 +42,8 @@ def popular_ndcg(data: TrainingData, split) -> float:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_verbs_and_shapes(name: str, split, data: TrainingData) -> None:
-    model: CandidateModel = make_model(name).fit(data)
+    # every model takes the validation split, as the bundle fits them (used or ignored)
+    model: CandidateModel = make_model(name).fit(data, valid=split.valid)
     hist = split.test.history.select(np.arange(8))
     scores = model.score(hist)
     assert scores.shape == (8, split.data.n_items)
@@ -65,7 +66,7 @@ def test_verbs_and_shapes(name: str, split, data: TrainingData) -> None:
     assert sim_ids.shape == (2, 5)
     assert 0 not in sim_ids[0] and 57 not in sim_ids[1]
 
-    again = make_model(name).fit(data)
+    again = make_model(name).fit(data, valid=split.valid)
     np.testing.assert_array_equal(again.score(hist), scores)  # seeded and deterministic
     with pytest.raises(ValueError, match="positive"):
         model.recommend(hist, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import sys
 
 import numpy as np
 import onnx
@@ -15,6 +16,9 @@ from models.dlrm_net import listwise_softmax_loss
 from models.onnx_runtime import OnnxSession
 from recsys.ranking.frame import RankingFrame, group_ndcg, select_groups
 
+pytest.importorskip(
+    "torchrec", reason="TorchRec is optional; `python -m recsys.bootstrap` installs it"
+)
 SEGMENTS, CATEGORIES, BRANDS, ROWS = 6, 12, 25, 20
 FAST = DLRMConfig(epochs=12, patience=3, batch_size=32, threads=1)
 
@@ -124,6 +128,21 @@ def test_pickled_ranker_scores_the_same(trained, frames) -> None:
     _, _, test = frames
     copy = pickle.loads(pickle.dumps(trained))
     np.testing.assert_array_equal(copy.predict(test), trained.predict(test))
+
+
+def test_unpickles_and_serves_through_onnx_without_torchrec(
+    trained, frames, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, test = frames
+    blob = pickle.dumps(trained)
+    session = OnnxSession(trained.export_onnx(tmp_path / "dlrm.onnx"))
+    native = trained.predict(test)
+    for module in [m for m in sys.modules if m == "torchrec" or m.startswith("torchrec.")]:
+        monkeypatch.setitem(sys.modules, module, None)  # as a machine without TorchRec
+    copy = pickle.loads(blob)
+    np.testing.assert_allclose(session.run(copy.onnx_feeds(test)), native, atol=1e-4)
+    with pytest.raises(ImportError, match=r"recsys\.bootstrap"):
+        copy.predict(test)  # the native net is TorchRec's: scoring with it names the fix
 
 
 def test_fit_without_valid_holds_out_groups(frames) -> None:

@@ -1,8 +1,10 @@
 """DLRM on DistributedModelParallel: two torchrun workers (gloo) shard the tables with the
-planner and reach the single-process quality on the same data."""
+planner and reach the single-process quality on the same data. ``DLRMConfig.workers`` picks it
+inside the ranker's own fit, as the bundle's training does."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -10,17 +12,22 @@ import numpy as np
 import pytest
 
 from models.dlrm import DLRMRanker
-from models.dlrm_distributed import train_with_torchrun
 from models.onnx_runtime import OnnxSession
 from recsys.ranking.frame import group_ndcg
 from tests.models.test_dlrm import FAST, make_frame
+
+pytest.importorskip(
+    "torchrec", reason="TorchRec is optional; `python -m recsys.bootstrap` installs it"
+)
 
 
 @pytest.mark.timeout(1200)
 def test_two_sharded_workers_match_the_single_process_quality(tmp_path: Path) -> None:
     train, valid, test = make_frame(0, 400), make_frame(1, 100), make_frame(2, 150)
     single = DLRMRanker(FAST).fit(train, valid)
-    sharded, plan = train_with_torchrun(train, valid, FAST, nproc=2)
+    sharded = DLRMRanker(dataclasses.replace(FAST, workers=2)).fit(train, valid)
+    plan = sharded.plan_
+    assert plan is not None
     # the planner sharded the tables over both workers (not data-parallel copies)
     owners = set(re.findall(r"rank:(\d)/", plan))
     assert (owners == {"0", "1"} and "table_wise" in plan) or "row_wise" in plan, plan

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recsys.data.sequences import Sequences
+from recsys.evaluation.metrics import list_metrics
 from recsys.ranking.bundle import Ranking
 from recsys.ranking.features import build_frame
 from recsys.ranking.ranker import reorder
@@ -28,8 +29,6 @@ def ranked_metrics(
     ns: Sequence[int],
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-user metrics (arrays of B) under ``pipeline:<ranker>`` for each ranker."""
-    from recsys.evaluation.retrieval import list_metrics
-
     spec = next(iter(ranking.rankers.values())).spec
     frame = build_frame(spec, merged, history, user_ids, ranking.features)
     out: dict[str, dict[str, np.ndarray]] = {}

@@ -1,0 +1,1 @@
+"""What the list endpoints (recommend, search, rank) share: protocol and service."""

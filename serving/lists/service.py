@@ -1,0 +1,179 @@
+"""Running a list pipeline for an endpoint: one :class:`ListCall` carries what the request asks
+(k, filters, exploration, the LLM rerank) once, and :class:`ListDeps` what serves it (metrics,
+the decision log, the LLM layer).
+
+:func:`run_list` is the whole non-LLM path (pipeline, metrics, decision log); :func:`run_decided`
+adds the LLM rerank of its top when asked, logging the decision once, as shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsys.decision import Decision, DecisionRequest
+from recsys.decision.log import DecisionLog, decision_record
+from recsys.pipeline import Pipeline, Result
+from recsys.retrieval.merge import CandidateBatch
+from serving.lists.protocol import DecisionLogEntry, FilterSpec, ListResponse, ScoredItem
+
+if TYPE_CHECKING:
+    from agents.layer import LLMLayer
+    from serving.metrics import ServingMetrics
+    from serving.state import Served
+
+
+@dataclass(frozen=True)
+class ListDeps:
+    """What a list endpoint is served with (the same for the HTTP routes and the agent)."""
+
+    metrics: ServingMetrics
+    log: DecisionLog | None = None
+    llm: LLMLayer | None = None
+
+
+@dataclass(frozen=True)
+class ListCall:
+    """One list request as a service runs it."""
+
+    endpoint: str
+    pipeline: Pipeline
+    inputs: dict[str, Any]  # the pipeline's inputs except "request", which this call makes
+    k: int  # items to show
+    filters: FilterSpec | None = None
+    explore: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    llm_rerank: bool = False
+    context: Callable[[Result], str] | None = None  # the reranker's view of the shopper
+
+    def decision_request(self, llm: LLMLayer | None) -> DecisionRequest:
+        """What the decision stage decides: ``k``, or the reranker's top when one follows."""
+        k = self.k
+        if self.llm_rerank and llm is not None:
+            k = max(k, llm.rerank_config.top_n)
+        return DecisionRequest(
+            k=k,
+            filters=(self.filters or FilterSpec()).to_filters(),
+            explore=self.explore,
+            request_id=self.request_id,
+        )
+
+
+def new_request_id(given: str | None) -> str:
+    return given or uuid.uuid4().hex
+
+
+def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = True) -> Result:
+    """Run ``call``'s pipeline on the served bundle, count it, and (``log_now``) log its
+    decision; an LLM step that may reorder it logs later, through :func:`log_decision`."""
+    inputs = {**call.inputs, "request": call.decision_request(deps.llm)}
+    with served.lock:
+        result = call.pipeline.run(inputs)
+    state = result.state
+    deps.metrics.observe_pipeline(
+        call.endpoint, result.trace, state["source_timings"], candidate_count(state)
+    )
+    if log_now:
+        log_decision(served, call, state["decision"], deps.log)
+    return result
+
+
+async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[Result, list[str]]:
+    """:func:`run_list`, then, when asked, the LLM rerank of its top cut to ``k``; the decision
+    is logged once, as shown. Returns the result and what degraded."""
+    from serving.llm_steps import llm_rerank, truncate
+
+    result = run_list(served, call, deps, log_now=not call.llm_rerank)
+    if not call.llm_rerank:
+        return result, []
+    context = call.context(result) if call.context is not None else ""
+    decision, degraded = await llm_rerank(
+        served, deps.llm, result.state["decision"], context, call.endpoint, deps.metrics
+    )
+    result.state["decision"] = decision = truncate(decision, call.k)
+    log_decision(served, call, decision, deps.log)
+    return result, degraded
+
+
+def log_decision(
+    served: Served, call: ListCall, decision: Decision, log: DecisionLog | None
+) -> None:
+    if log is None:
+        return
+    log.append(
+        decision_record(
+            decision,
+            served.bundle.item_ids,
+            request_id=call.request_id,
+            user_id=str(call.inputs["user_id"]),
+            endpoint=call.endpoint,
+            model_version=served.version,
+        )
+    )
+
+
+def count_fallbacks(deps: ListDeps, endpoint: str, cold_start: bool, ranker: str | None) -> None:
+    """The non-LLM fallbacks a ranked list can take: cold start, no ranker."""
+    if cold_start:
+        deps.metrics.fallback(endpoint, "cold_start")
+    if ranker is None:
+        deps.metrics.fallback(endpoint, "no_ranker")
+
+
+def candidate_count(state: Mapping[str, Any]) -> int:
+    return int((state["candidates"].ids[0] >= 0).sum())
+
+
+def reasons(batch: CandidateBatch, slot: int, decided: str) -> list[str]:
+    found = batch.found_by(0, slot)
+    out = [f"found by {', '.join(found)}"] if found else ["not found by any source (as given)"]
+    return out + ([decided] if decided != "ranked" else [])
+
+
+def scored_items(item_ids: np.ndarray, state: Mapping[str, Any], explain: bool) -> list[ScoredItem]:
+    """The decision's shown items as response items, in order."""
+    decision: Decision = state["decision"]
+    batch: CandidateBatch = state["candidates"]
+    shown = [e for e in decision.entries if e.action == "shown"]
+    out = []
+    for entry, slot in zip(shown, decision.slots, strict=True):
+        item = ScoredItem(item_id=str(item_ids[entry.item]), score=entry.score)
+        if explain:  # set only when asked, so it is absent from the JSON otherwise
+            item.reasons = reasons(batch, int(slot), entry.reason)
+        out.append(item)
+    return out
+
+
+def decision_entries(item_ids: np.ndarray, decision: Decision) -> list[DecisionLogEntry]:
+    return [
+        DecisionLogEntry(
+            item_id=str(item_ids[e.item]),
+            action=e.action,
+            reason=e.reason,
+            score=e.score,
+            position=e.position,
+            propensity=e.propensity,
+        )
+        for e in decision.entries
+    ]
+
+
+def trace_ms(result: Result) -> dict[str, float]:
+    """{stage: milliseconds} of a pipeline run."""
+    return {stage: round(ms, 3) for stage, ms in result.trace}
+
+
+def fill(
+    response: ListResponse, served: Served, result: Result, explain: bool, trace: bool
+) -> None:
+    """Set the items, and the decision log and trace when asked (absent from the JSON otherwise)."""
+    item_ids = served.bundle.item_ids
+    response.items = scored_items(item_ids, result.state, explain)
+    if explain:
+        response.decisions = decision_entries(item_ids, result.state["decision"])
+    if trace:
+        response.trace = trace_ms(result)

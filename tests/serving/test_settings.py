@@ -1,0 +1,55 @@
+"""One settings object: the server's own fields, the LLM's and the feature store's."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.settings import ServingSettings, get_settings
+
+
+def test_one_object_reads_llm_and_feature_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_LLM_BACKEND", "openai")
+    monkeypatch.setenv("RECSYS_LLM_API_KEY", "k3y")
+    monkeypatch.setenv("RECSYS_FEATURES_ONLINE_STORE", "redis")
+    monkeypatch.setenv("RECSYS_FEATURES_REDIS_URL", "10.0.0.5:6380")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert settings.llm.backend == "openai"
+        assert settings.features.online_store == "redis"
+        assert settings.features.redis_url == "10.0.0.5:6380"
+        key = settings.llm.api_key
+        assert key is not None and key.get_secret_value() == "k3y" and "k3y" not in repr(settings)
+        assert get_settings() is settings
+    finally:
+        get_settings.cache_clear()
+
+
+def test_defaults_and_secrets_without_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RECSYS_LLM_BACKEND", "RECSYS_LLM_API_KEY", "RECSYS_FEATURES_ONLINE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ServingSettings()
+    assert settings.llm.backend == "llama_cpp" and settings.llm.api_key is None
+    assert settings.features.online_store == "sqlite"
+    assert settings.admin_api_key is None
+
+
+def test_a_bad_feature_store_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_FEATURES_ONLINE_STORE", "mongo")
+    with pytest.raises(ValueError, match=r"RECSYS_FEATURES_ONLINE_STORE='mongo'.*'sqlite'"):
+        ServingSettings()
+
+
+def test_feature_store_settings_from_a_mapping() -> None:
+    from features.store import FeatureStoreConfig, FeatureStoreSettings
+
+    assert FeatureStoreConfig is FeatureStoreSettings
+    env = {"RECSYS_FEATURES_ONLINE_STORE": " Redis ", "RECSYS_FEATURES_CHECK_INTERVAL_S": "2.5"}
+    config = FeatureStoreSettings.from_env(env)
+    assert (config.online_store, config.check_interval_s) == ("redis", 2.5)
+    assert config.redis_url == "localhost:6379"
+    with pytest.raises(ValueError) as err:
+        FeatureStoreSettings.from_env({"RECSYS_FEATURES_USER_CACHE_SIZE": "-1"})
+    assert str(err.value) == (
+        "RECSYS_FEATURES_USER_CACHE_SIZE='-1': Input should be greater than or equal to 0"
+    )
