@@ -162,7 +162,11 @@ class LlamaCppBackend:
         temperature: float, deadline: float,
     ) -> Iterator[str]:  # fmt: skip
         fmt = {"type": "json_object", "schema": schema} if schema is not None else None
-        with self.lock:
+        # Waiting for the model counts against the deadline: a caller whose deadline passes
+        # in the queue gets its timeout then, not after every caller ahead of it is served.
+        if not self.lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            return  # the client sees the deadline passed and raises LLMTimeout
+        try:
             chunks = self.llm.create_chat_completion(
                 messages=messages,  # type: ignore[arg-type]
                 response_format=fmt,  # type: ignore[arg-type]
@@ -177,6 +181,8 @@ class LlamaCppBackend:
                     yield str(piece)
                 if time.monotonic() > deadline:
                     return  # the client sees the deadline passed and raises
+        finally:
+            self.lock.release()
 
     def count(self, messages: list[Message]) -> int:
         text = "\n".join(m["content"] for m in messages)

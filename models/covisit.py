@@ -90,3 +90,17 @@ class CovisitModel(CandidateModel):
         scores = (query @ self.matrix_).toarray()  # (B, I)
         scores += self.popularity_
         return scores
+
+    def strongest_links(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n,) for each of ``items``, the item of one user's ``history`` (oldest first) that
+        adds most to its score, weighted as in :meth:`score`; -1 where none co-visits it."""
+        if self.matrix_ is None:
+            raise RuntimeError("covisit is not fitted; call fit() first")
+        recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
+        if not len(recent) or not len(items):
+            return np.full(len(items), -1, dtype=np.int64)
+        weights = np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
+        block = self.matrix_[recent][:, np.asarray(items, dtype=np.int64)].toarray()  # (r, n)
+        block = block * weights[:, None]
+        best = block.argmax(axis=0)
+        return np.where(block.max(axis=0) > 0, recent[best], -1)

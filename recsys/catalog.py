@@ -8,6 +8,9 @@ rather than silently passing everything. Older bundles hold ``item_id`` alone.
 from __future__ import annotations
 
 import difflib
+import json
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +46,103 @@ def _text(column: pd.Series) -> np.ndarray:
     return column.fillna("").astype(str).to_numpy(dtype=object)
 
 
+MAX_LISTED_VALUES = 20  # an error lists this many valid values: enough to spot the spelling
+
+
+def _attribute_dict(text: str) -> dict[str, object]:
+    # a malformed row reads as "no attributes": one bad row must not take serving down
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _shown(value: object) -> str:
+    """An attribute value as text ("" absent); a list reads as its values, comma-separated."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class AttributeTable:
+    """Every item's attributes parsed once per catalog: one (I,) column per key, so a filter
+    compares arrays instead of parsing JSON per request."""
+
+    keys: tuple[str, ...]  # the catalog's spelling, first seen first
+    shown: dict[str, np.ndarray]  # key -> (I,) str as the catalog has it, "" absent
+    lower: dict[str, np.ndarray]  # key -> (I,) lowercase ``shown``
+    # key -> (I,) frozenset of lowercase values, for keys holding lists (e.g. genres):
+    # such an item matches when any of its values is asked for
+    many: dict[str, np.ndarray]
+    values: dict[str, tuple[str, ...]]  # key -> distinct lowercase values, most common first
+
+    @classmethod
+    def parse(cls, raw: np.ndarray) -> AttributeTable:
+        frame = pd.DataFrame([_attribute_dict(t) for t in raw], dtype=object)
+        shown, lower, many, values = {}, {}, {}, {}
+        for key in frame.columns:
+            column = frame[key]
+            shown[key] = np.array([_shown(v) for v in column], dtype=object)
+            lower[key] = np.char.lower(shown[key].astype(str)).astype(object)
+            if column.map(lambda v: isinstance(v, list)).any():
+                sets = [frozenset(_shown(x).lower() for x in (v if isinstance(v, list) else [v]))
+                        - {""} for v in column]  # fmt: skip
+                many[key] = np.empty(len(sets), dtype=object)
+                many[key][:] = sets
+                counts = Counter(v for s in sets for v in s)
+            else:
+                counts = Counter(v for v in lower[key] if v)
+            values[key] = tuple(v for v, _ in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
+        return cls(tuple(str(k) for k in frame.columns), shown, lower, many, values)
+
+    def key(self, name: str, param: str) -> str:
+        """The catalog spelling of attribute ``name`` (any case); unknown is a CatalogError."""
+        found = {k.lower(): k for k in self.keys}.get(name.strip().lower())
+        if found is None:
+            raise CatalogError(
+                f"{param}: unknown attribute {name!r}; the catalog's attributes are "
+                f"{list(self.keys)}",
+                param=param,
+            )
+        return found
+
+    def match(self, name: str, wanted: Iterable[str], ids: np.ndarray, param: str) -> np.ndarray:
+        """(n,) bool: items ``ids`` whose ``name`` attribute is one of ``wanted`` (any case).
+
+        Raises :class:`CatalogError` naming an unknown attribute or value and the valid ones.
+        """
+        key = self.key(name, param)
+        keys = [w.strip().lower() for w in wanted]
+        known = set(self.values[key])
+        for value, asked in zip(keys, wanted, strict=True):
+            if value not in known:
+                listed = list(self.values[key][:MAX_LISTED_VALUES])
+                more = len(known) - len(listed)
+                close = difflib.get_close_matches(value, list(known), n=3)
+                raise CatalogError(
+                    f"{param}: unknown {key} {asked!r}; the catalog's {key} values are {listed}"
+                    + (f" and {more} more" if more > 0 else "")
+                    + (f"; did you mean {close}?" if close else ""),
+                    param=param,
+                )
+        if key in self.many:
+            wanted_set = set(keys)
+            return np.array([bool(s & wanted_set) for s in self.many[key][ids]], dtype=bool)
+        return np.isin(self.lower[key][ids], keys)
+
+    def of(self, index: int) -> dict[str, str]:
+        """One item's attributes as text, the absent ones left out."""
+        return {k: str(self.shown[k][index]) for k in self.keys if self.shown[k][index]}
+
+
 @dataclass
 class Catalog:
     """Column arrays aligned with the bundle's item indexes; absent columns are None."""
@@ -58,6 +158,7 @@ class Catalog:
     _category_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _brand_lookup: dict[str, str] | None = field(default=None, repr=False)
     _index: dict[str, int] | None = field(default=None, repr=False)
+    _attributes: AttributeTable | None = field(default=None, repr=False)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Catalog:
@@ -163,6 +264,16 @@ class Catalog:
                 )
             out.add(found)
         return out
+
+    def attribute_table(self, param: str = "attributes") -> AttributeTable:
+        """The parsed attributes, built on first use; a catalog without them is a CatalogError."""
+        if self._attributes is None:
+            self._attributes = AttributeTable.parse(self.require("attributes", param))
+        return self._attributes
+
+    def item_attributes(self, index: int) -> dict[str, str]:
+        """One item's attributes as text ({} when the catalog has none)."""
+        return {} if self.attributes is None else self.attribute_table().of(index)
 
     def leaf(self, idx: np.ndarray) -> np.ndarray:
         """(n,) category path of each item index ("" unknown; item id when no category)."""

@@ -35,6 +35,7 @@ from serving.events.router import router as events_router
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
 from serving.lists.service import ListDeps
+from serving.llm_pool import LLMPool
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.openapi_docs import install_docs
 from serving.rank.router import router as rank_router
@@ -117,6 +118,7 @@ def create_app(
         events.close()
         if decisions is not None:
             decisions.close()
+        app.state.list_deps.llm_pool.close()
 
     app = FastAPI(
         title="recsys-engine serving API",
@@ -132,7 +134,9 @@ def create_app(
     app.state.decision_log = decisions
     app.state.reloader = reloader
     app.state.llm = llm or LLMLayer(settings.llm)  # no model loads until a feature asks
-    app.state.list_deps = ListDeps(metrics, decisions, app.state.llm)
+    app.state.list_deps = ListDeps(
+        metrics, decisions, app.state.llm, LLMPool(settings.llm_workers)
+    )
     app.state.chat = ChatService(open_memory(str(settings.chat_memory)))
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)

@@ -23,18 +23,6 @@ from serving.state import Served
 ANONYMOUS = ""  # never a catalog user: the cold-start answer
 
 
-def filter_spec(filters: Filters) -> FilterSpec:
-    return FilterSpec(
-        price_min=filters.price_min,
-        price_max=filters.price_max,
-        categories=list(filters.categories),
-        brands=list(filters.brands),
-        in_stock=filters.in_stock,
-        exclude_purchased=filters.exclude_purchased,
-        exclude_item_ids=list(filters.exclude_item_ids),
-    )
-
-
 @dataclass(frozen=True)
 class ServedEngine:
     """One served bundle as an engine port; ``endpoint`` names the caller in the metrics."""
@@ -58,17 +46,17 @@ class ServedEngine:
         return self.served.encoder()
 
     def search(self, query: str, filters: Filters, k: int, user_id: str | None) -> list[int]:
-        request = SearchRequest(
-            query=query, user_id=user_id, k=k, filters=filter_spec(filters), explore=False
-        )
+        spec = FilterSpec.from_filters(filters)
+        request = SearchRequest(query=query, user_id=user_id, k=k, filters=spec, explore=False)
         answer = search_now(self.served, request, self.deps, f"{self.endpoint}_search")
         index = self.served.item_index
         return [index[item.item_id] for item in answer.items]
 
     def recommend(self, user_id: str | None, k: int, filters: Filters) -> list[int]:
         # an anonymous shopper is "" (never a catalog user), which the HTTP model refuses
+        spec = FilterSpec.from_filters(filters)
         request = RecommendRequest.model_construct(
-            user_id=user_id or ANONYMOUS, k=k, filters=filter_spec(filters), explore=False
+            user_id=user_id or ANONYMOUS, k=k, filters=spec, explore=False
         )
         answer = recommend_now(self.served, request, self.deps, f"{self.endpoint}_recommend")
         index = self.served.item_index

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import anyio
 import numpy as np
 
-from agents.layer import LLMLayer, attempt
+from agents.layer import attempt
+from agents.llm import LLMTimeout
 from recsys.decision import Decision
-from serving.metrics import ServingMetrics
 from serving.state import Served
+
+if TYPE_CHECKING:
+    from serving.lists.service import ListDeps
 
 T = TypeVar("T")
 
@@ -47,13 +49,13 @@ def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> De
 
 async def llm_rerank(
     served: Served,
-    llm: LLMLayer | None,
+    deps: ListDeps,
     decision: Decision,
     context: str,
     endpoint: str,
-    metrics: ServingMetrics,
 ) -> tuple[Decision, list[str]]:
     """The decision with its top reordered by the blended LLM rerank, or as it was + why not."""
+    llm = deps.llm
     if llm is None:
         return decision, ["llm_unavailable"]
     if len(decision.ids) < 2:
@@ -64,17 +66,22 @@ async def llm_rerank(
         out = reranker.rerank(decision.ids, decision.scores, context)
         return reorder(decision, out.order, out.reasons)
 
-    reranked, degraded = await guarded(run, endpoint=endpoint, metrics=metrics)
+    timeout = llm.rerank_config.timeout_s
+    reranked, degraded = await guarded(run, endpoint=endpoint, deps=deps, timeout_s=timeout)
     return (decision if reranked is None else reranked), degraded
 
 
 async def guarded(
-    step: Callable[[], T], *, endpoint: str, metrics: ServingMetrics
+    step: Callable[[], T], *, endpoint: str, deps: ListDeps, timeout_s: float
 ) -> tuple[T | None, list[str]]:
-    """:func:`agents.layer.attempt` off the event loop, counting what degraded."""
-    result, degraded = await anyio.to_thread.run_sync(attempt, step)
+    """:func:`agents.layer.attempt` on the LLM pool (off the event loop and off the shared
+    thread pool), bounded by ``timeout_s`` however long it queued; counts what degraded."""
+    try:
+        result, degraded = await deps.llm_pool.run(lambda: attempt(step), timeout_s)
+    except LLMTimeout:
+        result, degraded = None, ["llm_timeout"]
     for kind in degraded:
-        metrics.fallback(endpoint, kind)
+        deps.metrics.fallback(endpoint, kind)
     return result, degraded
 
 

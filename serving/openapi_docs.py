@@ -157,7 +157,7 @@ class Picks:
     query: str
     price_max: float | None
     category: str | None
-    source: str  # said in each example's summary
+    source: str  # each example's description
 
     @classmethod
     def of(cls, bundle: Bundle) -> Picks:
@@ -191,7 +191,7 @@ class Picks:
             query=query,
             price_max=price_max,
             category=category,
-            source=f"from the served bundle {bundle.version}",
+            source=f"Ids from the served bundle {bundle.version}.",
         )
 
 
@@ -202,7 +202,7 @@ STATIC_PICKS = Picks(
     query="hiking boots",
     price_max=100.0,
     category=None,
-    source="illustrative ids: no bundle is served",
+    source="Illustrative ids: no bundle is served, so the server may not know them.",
 )
 
 
@@ -244,7 +244,7 @@ def request_examples(p: Picks) -> dict[str, Examples]:
     """Request body examples per path; every value is a valid request of its endpoint."""
 
     def ex(summary: str, value: dict[str, Any]) -> dict[str, Any]:
-        return {"summary": f"{summary} ({p.source})", "value": value}
+        return {"summary": summary, "description": p.source, "value": value}
 
     budget = {"price_max": p.price_max} if p.price_max is not None else {}
     recommend = {

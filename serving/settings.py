@@ -68,6 +68,13 @@ class ServingSettings(BaseSettings):
         "and idle BLAS threads spin on the cores other requests need: scale with --workers "
         "instead; RECSYS_COMPUTE_THREADS.",
     )
+    llm_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads for LLM steps and chat turns, apart from the shared pool that "
+        "health, metrics and events use (a slow model only fills these); RECSYS_LLM_WORKERS.",
+    )
     chat_memory: str = Field(
         default="var/serving/chat.sqlite",
         description="Shopping-agent session memory: a SQLite file, or redis://host:port/db for "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,8 +23,20 @@ class Filters:
     in_stock: bool | None = None  # True: in-stock only; False: also out-of-stock items
     exclude_purchased: bool | None = None
     exclude_item_ids: tuple[str, ...] = ()
+    # (key, allowed values) pairs, hashable where a dict is not: an item passes when, for every
+    # key, its value (any case) is one of that key's values
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
+        # a {key: [values]} dict or lists inside would make the filters unhashable
+        pairs = self.attributes.items() if isinstance(self.attributes, Mapping) else self.attributes
+        object.__setattr__(self, "attributes", tuple((str(k), tuple(v)) for k, v in pairs))
+        for key, values in self.attributes:
+            if not values:
+                raise CatalogError(
+                    f"filters.attributes.{key}: give at least one value to allow",
+                    param=f"filters.attributes.{key}",
+                )
         for name in ("price_min", "price_max"):
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
@@ -90,7 +102,8 @@ def removal_reasons(
     elif filters.in_stock:  # asked for explicitly: a catalog without stock can't honour it
         catalog.require("in_stock", "filters.in_stock")
     if filters.price_min is not None or filters.price_max is not None:
-        price = catalog.require("price", "filters.price_min")[ids]
+        asked = "filters.price_min" if filters.price_min is not None else "filters.price_max"
+        price = catalog.require("price", asked)[ids]
         low = -np.inf if filters.price_min is None else filters.price_min
         high = np.inf if filters.price_max is None else filters.price_max
         remove(np.isnan(price), "price unknown (a price range was asked for)")
@@ -104,4 +117,19 @@ def removal_reasons(
         keys = catalog.brand_keys(filters.brands, param="filters.brands")
         brand = catalog.require("brand", "filters.brands")[ids]
         remove(~np.isin(brand, list(keys)), f"brand not in {sorted(keys)}")
+    for key, wanted in filters.attributes:
+        param = f"filters.attributes.{key}"
+        table = catalog.attribute_table(param)
+        fail = ~table.match(key, wanted, ids, param)
+        if not fail.any():
+            continue
+        # one reason per value the removed items hold, so the log says what each one was
+        shown = table.shown[table.key(key, param)][ids]
+        for value in sorted(set(shown[fail])):
+            reason = (
+                f"attribute {key} is {value}, not one of {list(wanted)}"
+                if value
+                else f"no {key} attribute (one of {list(wanted)} was asked for)"
+            )
+            remove(fail & (shown == value), reason)
     return reasons

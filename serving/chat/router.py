@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import iterate_in_threadpool
 
 from serving.chat.protocol import ChatRequest, TraceResponse
 from serving.chat.service import ChatService
@@ -37,7 +36,8 @@ async def chat(
     `message` (the answer and the items it shows), then `done`. A step budget and a deadline
     bound the turn; a failing LLM falls back to a plain search, flagged in `degraded`."""
     engine = ServedEngine(served, deps, endpoint="chat")
-    events = iterate_in_threadpool(service.stream(engine, deps.llm, body))
+    # on the LLM pool: chats never hold the threads health, metrics and events run on
+    events = deps.llm_pool.iterate(service.stream(engine, deps.llm, body))
     return StreamingResponse(events, media_type="text/event-stream")
 
 

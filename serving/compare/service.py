@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from agents.compare import Comparer
-from agents.layer import LLMLayer
 from agents.llm import LLMError
 from serving.compare.protocol import ClaimOut, CompareRequest, CompareResponse, FlaggedOut
+from serving.lists.service import ListDeps
 from serving.llm_steps import guarded
-from serving.metrics import ServingMetrics
 from serving.state import Served
 
 ENDPOINT = "compare"
@@ -22,9 +21,8 @@ def _facts(comparer: Comparer, request: CompareRequest) -> dict[str, Any]:
     return comparer.guide_facts(request.category)
 
 
-async def compare(
-    served: Served, request: CompareRequest, metrics: ServingMetrics, llm: LLMLayer | None
-) -> CompareResponse:
+async def compare(served: Served, request: CompareRequest, deps: ListDeps) -> CompareResponse:
+    llm, metrics = deps.llm, deps.metrics
     response = CompareResponse(
         model_version=served.version, facts={}, claims=[], flagged=[], degraded=[]
     )
@@ -63,7 +61,9 @@ async def compare(
             ]  # fmt: skip
         return True
 
-    done, response.degraded = await guarded(run, endpoint=ENDPOINT, metrics=metrics)
+    done, response.degraded = await guarded(
+        run, endpoint=ENDPOINT, deps=deps, timeout_s=llm.compare_timeout_s
+    )
     if not done:
         response.facts = _facts(comparer, request)  # unknown ids/category raise CatalogError
     return response

@@ -1,4 +1,4 @@
-"""GET /v1/items/{item_id}/similar."""
+"""GET /v1/items/{item_id} and GET /v1/items/{item_id}/similar."""
 
 from __future__ import annotations
 
@@ -10,8 +10,22 @@ from serving.deps import ServedDep
 from serving.errors import error_responses
 from serving.items import service
 from serving.items.protocol import SimilarResponse
+from serving.lists.protocol import ItemDetails
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
+ItemId = Annotated[str, Path(min_length=1, max_length=256, description="Catalog item id.")]
+
+
+@router.get(
+    "/{item_id}",
+    response_model=ItemDetails,
+    responses=error_responses(404, 422, 503),
+    summary="An item's details",
+)
+def item(item_id: ItemId, served: ServedDep) -> ItemDetails:
+    """The item's title, brand, category, price, stock and attributes from the served bundle's
+    catalog; 404 for an id not in it."""
+    return service.details(served, item_id)
 
 
 @router.get(
@@ -21,7 +35,7 @@ router = APIRouter(prefix="/v1/items", tags=["items"])
     summary="Items similar to an item",
 )
 def similar(
-    item_id: Annotated[str, Path(description="Catalog item id.")],
+    item_id: ItemId,
     served: ServedDep,
     k: Annotated[int, Query(ge=1, le=500, description="How many similar items.")] = 10,
 ) -> SimilarResponse:

@@ -1,4 +1,4 @@
-"""Similar items: the bundle's item-to-item source, by item id."""
+"""One item's details, and similar items (the bundle's item-to-item source), by item id."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import numpy as np
 
 from serving.errors import UnknownItemError
 from serving.items.protocol import SimilarItem, SimilarResponse
+from serving.lists.details import item_details
+from serving.lists.protocol import ItemDetails
 from serving.state import Served
+
+
+def details(served: Served, item_id: str) -> ItemDetails:
+    idx = served.item_index.get(item_id)
+    if idx is None:
+        raise UnknownItemError(item_id)
+    return item_details(served.catalog, idx)
 
 
 def similar(served: Served, item_id: str, k: int) -> SimilarResponse:

@@ -3,11 +3,41 @@ the decision log entries and the common response fields."""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import fields
+from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from recsys.decision import Filters
+
+# FilterSpec and the decision layer's Filters carry the same fields (lists and dicts here,
+# tuples there)
+_FILTER_FIELDS = tuple(f.name for f in fields(Filters))
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+AttributeValues = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200)]],
+    Field(min_length=1, max_length=100),
+]
+
+
+class ItemDetails(BaseModel):
+    """What a shopper sees of an item: the catalog row, unknown fields null."""
+
+    item_id: str = Field(description="Catalog item id.")
+    title: str | None = Field(description="Product title; null when the catalog has none.")
+    brand: str | None = Field(description="Brand; null when unknown.")
+    category: str | None = Field(
+        description="Category path such as 'Fashion > Outerwear > Winter Jackets'; null when "
+        "unknown."
+    )
+    price: float | None = Field(description="Price in the catalog's currency; null when unknown.")
+    in_stock: bool | None = Field(
+        description="Whether the item can be bought now; null when the catalog does not say."
+    )
+    attributes: dict[str, str] = Field(
+        description="Item attributes as text, e.g. {'colour': 'olive', 'size': 'XL'}; a list "
+        "value reads comma-separated."
+    )
 
 
 class ScoredItem(BaseModel):
@@ -18,7 +48,13 @@ class ScoredItem(BaseModel):
     )
     reasons: list[str] | None = Field(
         default=None,
-        description="Why the item is here (explain=true only), e.g. 'found by covisit, als'.",
+        description="Why the item is here (explain=true only), in shopper terms first, e.g. "
+        "'often viewed or bought with <title>', 'like <title> you viewed', 'popular now', "
+        "'matches 'navy', priced up to 100'; then any decision note, and last the retrieval "
+        "sources that found it, e.g. 'sources: covisit, als'.",
+    )
+    item: ItemDetails | None = Field(
+        default=None, description="The item's title, price, category... (include_item=true only)."
     )
 
 
@@ -49,18 +85,34 @@ class FilterSpec(BaseModel):
     exclude_item_ids: list[str] = Field(
         default_factory=list, max_length=1000, description="Item ids never to return."
     )
+    attributes: dict[AttributeKey, AttributeValues] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Item attributes allowed, {key: [values]}, e.g. {'colour': ['blue', 'navy']}: "
+        "an item passes when, for every key, its value is one of the listed ones (any case). "
+        "A key or value the catalog lacks is refused with the valid ones listed.",
+    )
 
     def to_filters(self) -> Filters:
         """The decision layer's filters; a price range upside down is a CatalogError (422)."""
-        return Filters(
-            price_min=self.price_min,
-            price_max=self.price_max,
-            categories=tuple(self.categories),
-            brands=tuple(self.brands),
-            in_stock=self.in_stock,
-            exclude_purchased=self.exclude_purchased,
-            exclude_item_ids=tuple(self.exclude_item_ids),
-        )
+        values: dict[str, Any] = {}
+        for name in _FILTER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, dict):  # hashable there: (key, values) pairs
+                value = tuple((k, tuple(v)) for k, v in value.items())
+            values[name] = tuple(value) if isinstance(value, list) else value
+        return Filters(**values)
+
+    @classmethod
+    def from_filters(cls, filters: Filters) -> FilterSpec:
+        """The request form of the decision layer's filters (what the agent's tools build)."""
+        values: dict[str, Any] = {}
+        for name in _FILTER_FIELDS:
+            value = getattr(filters, name)
+            if get_origin(cls.model_fields[name].annotation) is dict:
+                value = {k: list(v) for k, v in value}
+            values[name] = list(value) if isinstance(value, tuple) else value
+        return cls.model_validate(values)
 
 
 class DecisionLogEntry(BaseModel):

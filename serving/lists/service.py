@@ -19,7 +19,11 @@ from recsys.decision import Decision, DecisionRequest
 from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
 from recsys.retrieval.merge import CandidateBatch
+from serving.lists.details import item_details
 from serving.lists.protocol import DecisionLogEntry, FilterSpec, ListResponse, ScoredItem
+from serving.lists.reasons import Evidence, reasons
+from serving.llm_pool import LLMPool
+from serving.llm_steps import llm_rerank, truncate
 
 if TYPE_CHECKING:
     from agents.layer import LLMLayer
@@ -34,6 +38,7 @@ class ListDeps:
     metrics: ServingMetrics
     log: DecisionLog | None = None
     llm: LLMLayer | None = None
+    llm_pool: LLMPool = field(default_factory=LLMPool)  # LLM and chat work, bounded
 
 
 @dataclass(frozen=True)
@@ -85,14 +90,12 @@ def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = Tru
 async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[Result, list[str]]:
     """:func:`run_list`, then, when asked, the LLM rerank of its top cut to ``k``; the decision
     is logged once, as shown. Returns the result and what degraded."""
-    from serving.llm_steps import llm_rerank, truncate
-
     result = run_list(served, call, deps, log_now=not call.llm_rerank)
     if not call.llm_rerank:
         return result, []
     context = call.context(result) if call.context is not None else ""
     decision, degraded = await llm_rerank(
-        served, deps.llm, result.state["decision"], context, call.endpoint, deps.metrics
+        served, deps, result.state["decision"], context, call.endpoint
     )
     result.state["decision"] = decision = truncate(decision, call.k)
     log_decision(served, call, decision, deps.log)
@@ -128,22 +131,23 @@ def candidate_count(state: Mapping[str, Any]) -> int:
     return int((state["candidates"].ids[0] >= 0).sum())
 
 
-def reasons(batch: CandidateBatch, slot: int, decided: str) -> list[str]:
-    found = batch.found_by(0, slot)
-    out = [f"found by {', '.join(found)}"] if found else ["not found by any source (as given)"]
-    return out + ([decided] if decided != "ranked" else [])
-
-
-def scored_items(item_ids: np.ndarray, state: Mapping[str, Any], explain: bool) -> list[ScoredItem]:
+def scored_items(
+    served: Served, state: Mapping[str, Any], explain: bool, include_item: bool = False
+) -> list[ScoredItem]:
     """The decision's shown items as response items, in order."""
+    item_ids = served.bundle.item_ids
     decision: Decision = state["decision"]
     batch: CandidateBatch = state["candidates"]
     shown = [e for e in decision.entries if e.action == "shown"]
+    evidence = Evidence.of(served, state, [e.item for e in shown]) if explain else None
     out = []
     for entry, slot in zip(shown, decision.slots, strict=True):
         item = ScoredItem(item_id=str(item_ids[entry.item]), score=entry.score)
-        if explain:  # set only when asked, so it is absent from the JSON otherwise
-            item.reasons = reasons(batch, int(slot), entry.reason)
+        # set only when asked, so they are absent from the JSON otherwise
+        if evidence is not None:
+            item.reasons = reasons(evidence, batch, int(slot), entry.item, entry.reason)
+        if include_item:
+            item.item = item_details(served.catalog, entry.item)
         out.append(item)
     return out
 
@@ -168,11 +172,17 @@ def trace_ms(result: Result) -> dict[str, float]:
 
 
 def fill(
-    response: ListResponse, served: Served, result: Result, explain: bool, trace: bool
+    response: ListResponse,
+    served: Served,
+    result: Result,
+    explain: bool,
+    trace: bool,
+    include_item: bool = False,
 ) -> None:
-    """Set the items, and the decision log and trace when asked (absent from the JSON otherwise)."""
+    """Set the items (with their catalog details when asked), and the decision log and trace
+    when asked (absent from the JSON otherwise)."""
     item_ids = served.bundle.item_ids
-    response.items = scored_items(item_ids, result.state, explain)
+    response.items = scored_items(served, result.state, explain, include_item)
     if explain:
         response.decisions = decision_entries(item_ids, result.state["decision"])
     if trace:

@@ -41,6 +41,11 @@ class RankRequest(BaseModel):
     explain: bool = Field(
         default=False, description="Add each item's reasons and the decision log."
     )
+    include_item: bool = Field(
+        default=False,
+        description="Add each item's title, price, category, brand and in_stock (and its "
+        "attributes), so a front end needs no second call.",
+    )
     trace: bool = Field(default=False, description="Add per-stage latencies in milliseconds.")
 
 

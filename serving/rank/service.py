@@ -59,5 +59,5 @@ def rank(served: Served, request: RankRequest, deps: ListDeps) -> RankResponse:
     result = run_list(served, call, deps)
     response.cold_start = bool(result.state["cold_start"])
     count_fallbacks(deps, ENDPOINT, response.cold_start, served.ranker)
-    fill(response, served, result, request.explain, request.trace)
+    fill(response, served, result, request.explain, request.trace, request.include_item)
     return response

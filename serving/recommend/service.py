@@ -52,7 +52,8 @@ def respond(
         items=[],
         degraded=degraded,
     )
-    fill(response, served, result, request.explain or request.llm_rerank, request.trace)
+    explain = request.explain or request.llm_rerank
+    fill(response, served, result, explain, request.trace, request.include_item)
     return response
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from agents.layer import LLMLayer
 from agents.rewrite import Rewrite
 from recsys.pipeline import Result
 from serving.lists.protocol import FilterSpec
@@ -15,7 +14,6 @@ from serving.lists.service import (
     run_list,
 )
 from serving.llm_steps import guarded
-from serving.metrics import ServingMetrics
 from serving.search.protocol import RewriteInfo, SearchRequest, SearchResponse
 from serving.state import Served
 
@@ -24,17 +22,19 @@ ANONYMOUS = ""  # never a catalog user: no purchases to exclude
 
 
 async def rewrite_query(
-    served: Served, request: SearchRequest, llm: LLMLayer | None, metrics: ServingMetrics
+    served: Served, request: SearchRequest, deps: ListDeps
 ) -> tuple[Rewrite | None, list[str]]:
     """The validated rewrite (None when off or failed) and what degraded, off the event loop."""
+    llm = deps.llm
     if request.rewrite == "off":
         return None, []
     if llm is None:
         return None, ["llm_unavailable"]
     mode = request.rewrite
     return await guarded(
-        lambda: llm.rewrite(served, request.query, mode), endpoint=ENDPOINT, metrics=metrics
-    )
+        lambda: llm.rewrite(served, request.query, mode),
+        endpoint=ENDPOINT, deps=deps, timeout_s=llm.rewrite_config.timeout_s,
+    )  # fmt: skip
 
 
 def with_rewrite(filters: FilterSpec | None, rewrite: Rewrite | None) -> FilterSpec | None:
@@ -102,7 +102,8 @@ def respond(
             price_source=rewrite.price_source,
             rejected=list(rewrite.rejected),
         )
-    fill(response, served, result, request.explain or request.llm_rerank, request.trace)
+    explain = request.explain or request.llm_rerank
+    fill(response, served, result, explain, request.trace, request.include_item)
     return response
 
 
@@ -116,7 +117,7 @@ def search_now(
 
 
 async def search(served: Served, request: SearchRequest, deps: ListDeps) -> SearchResponse:
-    rewrite, degraded = await rewrite_query(served, request, deps.llm, deps.metrics)
+    rewrite, degraded = await rewrite_query(served, request, deps)
     call = call_of(served, request, rewrite)
     result, reranking = await run_decided(served, call, deps)
     return respond(served, request, call, result, deps, rewrite, degraded + reranking)

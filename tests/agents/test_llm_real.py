@@ -210,3 +210,16 @@ def test_a_prompt_over_the_context_window_is_an_llm_error(llm: LLMClient) -> Non
     huge = [{"role": "user", "content": "0" * 20_000}]  # far past n_ctx: llama.cpp refuses
     with pytest.raises(LLMError, match="backend failed"):
         llm.complete(huge, max_tokens=10, purpose="overflow")
+
+
+def test_waiting_for_the_model_counts_against_the_deadline(llm: LLMClient) -> None:
+    """A call queued behind another generation times out in the queue, at its deadline."""
+    lock = llm.backend.lock  # type: ignore[attr-defined]
+    assert lock.acquire(timeout=300)  # the model is busy with someone else's generation
+    try:
+        quick = [{"role": "user", "content": "Say hi."}]
+        with pytest.raises(LLMTimeout):  # before the fix: waited for the lock, however long
+            llm.complete(quick, max_tokens=5, timeout_s=0.3, purpose="queued")
+        assert llm.usage["queued"].completion_tokens == 0  # nothing was generated for it
+    finally:
+        lock.release()

@@ -110,7 +110,51 @@ def test_bad_price_range_and_missing_column() -> None:
     st = DecisionStage(bare, DecisionConfig(), PurchaseLookup({}, SEQ), ranked=False)
     with pytest.raises(CatalogError, match="no 'price' column") as err:
         run(st, DecisionRequest(filters=Filters(price_max=5)))
-    assert err.value.param == "filters.price_min"
+    assert err.value.param == "filters.price_max"  # the filter asked for, not its sibling
+
+
+def attribute_stage() -> DecisionStage:
+    colours = ["Blue", "navy", "red", None, "blue", "", "red", "blue", "navy", "red", "x", "x"]
+    attributes = [
+        json.dumps({"colour": c, "tags": ["Warm", "light"] if i % 2 else ["light"]})
+        if c is not None
+        else "not json"
+        for i, c in enumerate(colours)
+    ]
+    catalog = Catalog.from_frame(CATALOG.assign(attributes=attributes))
+    return DecisionStage(catalog, DecisionConfig(), PurchaseLookup({}, SEQ), ranked=False)
+
+
+def test_attribute_filters_match_any_case_and_name_what_failed() -> None:
+    lifted = {"in_stock": False, "exclude_purchased": False}
+    blue = Filters(attributes={"Colour": ["BLUE", "navy"]}, **lifted)  # type: ignore[arg-type]
+    assert blue.attributes == (("Colour", ("BLUE", "navy")),)  # a dict is kept hashable
+    d = run(attribute_stage(), DecisionRequest(k=12, filters=blue))
+    assert shown(d) == [0, 1, 4, 7, 8]
+    assert removed(d)[2] == "attribute Colour is red, not one of ['BLUE', 'navy']"
+    assert removed(d)[3].startswith("no Colour attribute")  # malformed JSON: no attributes
+    assert removed(d)[5].startswith("no Colour attribute")
+    # a list value matches when any of its values is asked for
+    warm = Filters(attributes=(("tags", ("warm",)), ("colour", ("red",))), **lifted)  # type: ignore[arg-type]
+    assert shown(run(attribute_stage(), DecisionRequest(k=12, filters=warm))) == [9]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "needle"),
+    [
+        ({"color": ["blue"]}, "['colour', 'tags']"),
+        ({"colour": ["green"]}, "['blue', 'red', 'navy', 'x']"),  # most common first
+    ],
+)
+def test_unknown_attributes_list_the_valid_ones(attributes: dict[str, list[str]], needle: str) -> None:
+    key = next(iter(attributes))
+    with pytest.raises(CatalogError) as err:
+        run(attribute_stage(), DecisionRequest(filters=Filters(attributes=attributes)))  # type: ignore[arg-type]
+    assert err.value.param == f"filters.attributes.{key}" and needle in str(err.value)
+    with pytest.raises(CatalogError, match="no 'attributes' column"):
+        run(stage(), DecisionRequest(filters=Filters(attributes=(("colour", ("red",)),))))
+    with pytest.raises(CatalogError, match="at least one value"):
+        Filters(attributes=(("colour", ()),))
 
 
 def test_boost_bury_and_category_caps() -> None:

@@ -99,7 +99,7 @@ def test_examples_name_the_served_bundles_shopper_and_items(
     items = {str(i) for i in bundle.item_ids}
     for path in EXAMPLE_PATHS:
         for example in _examples(spec, path).values():
-            assert bundle.version in example["summary"], example
+            assert bundle.version in example["description"], example
             value = example["value"]
             REQUESTS[path].model_validate(value)  # a valid request, strict types and all
             if path != "/v1/recommend":  # its cold-start example names an unknown shopper
@@ -137,7 +137,7 @@ def test_examples_follow_the_served_bundle(bundle: Bundle, settings: ServingSett
     spec = client.get("/openapi.json").json()
     recommend = _examples(spec, "/v1/recommend")
     assert recommend["shopper"]["value"]["user_id"] == STATIC_PICKS.user
-    assert all("no bundle is served" in e["summary"] for e in recommend.values())
+    assert all("no bundle is served" in e["description"] for e in recommend.values())
     for path in EXAMPLE_PATHS:
         for example in _examples(spec, path).values():
             REQUESTS[path].model_validate(example["value"])
@@ -148,7 +148,7 @@ def test_examples_follow_the_served_bundle(bundle: Bundle, settings: ServingSett
     served = client.get("/openapi.json").json()
     shopper = _examples(served, "/v1/recommend")["shopper"]["value"]["user_id"]
     assert shopper in {str(u) for u in bundle.user_ids}
-    assert bundle.version in _examples(served, "/v1/chat")["shopper"]["summary"]
+    assert bundle.version in _examples(served, "/v1/chat")["shopper"]["description"]
 
 
 def test_the_chat_stream_events_are_documented(client: TestClient) -> None:

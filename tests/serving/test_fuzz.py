@@ -30,6 +30,8 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 
+from agents.layer import LLMLayer
+from agents.llm import LLMSettings
 from recsys.artifacts import Bundle
 from serving.app import create_app
 from serving.settings import ServingSettings
@@ -51,7 +53,11 @@ def _app(bundle: Bundle, tmp: Path) -> FastAPI:
         load_on_start=False,
         admin_api_key=SecretStr(ADMIN_KEY),
     )
-    return create_app(settings, bundle)
+    # An LLM that cannot load: the fuzzer checks the HTTP contract of every route, and the LLM
+    # routes answer it degraded at once instead of running the model on each of thousands of
+    # cases (the real model has its own tests: tests/agents/test_llm_real.py, test_injection.py).
+    no_llm = LLMLayer(LLMSettings(model_path=tmp / "no-model.gguf"))
+    return create_app(settings, bundle, llm=no_llm)
 
 
 @pytest.fixture(scope="module")

@@ -48,9 +48,10 @@ def test_recommend_explain_and_trace(client: TestClient, bundle: Bundle) -> None
     assert all(ms >= 0 for ms in body["trace"].values())
     names = set(bundle.retriever.names)
     for item in body["items"]:
-        (reason,) = item["reasons"]
-        assert reason.startswith("found by ")
-        assert set(reason.removeprefix("found by ").split(", ")) <= names
+        *why, tag = item["reasons"]
+        assert why, item  # shopper-facing reasons come before the sources tag
+        assert tag.startswith("sources: ")
+        assert set(tag.removeprefix("sources: ").split(", ")) <= names
 
 
 def test_unknown_user_gets_the_cold_start_answer(client: TestClient) -> None:
@@ -100,7 +101,7 @@ def test_rank_reports_unknown_ids_and_ranks_the_known(client: TestClient, bundle
     assert sorted(returned) == sorted(given)  # every known item once, nothing else
     assert _descending(body["items"]) and body["ranker"] == "lightgbm"
     assert body["cold_start"] is False and body["model_version"] == bundle.version
-    assert all(it["reasons"][0].startswith(("found by ", "not found")) for it in body["items"])
+    assert all(it["reasons"][-1].startswith("sources: ") for it in body["items"])
     top = client.post("/v1/rank", json={"user_id": _user(bundle, 5), "item_ids": given, "k": 4})
     assert [it["item_id"] for it in top.json()["items"]] == returned[:4]
 
@@ -157,7 +158,7 @@ def test_a_bundle_without_ranker_answers_in_merged_order(
         "/v1/rank", json={"user_id": _user(bundle), "item_ids": given, "explain": True}
     ).json()["items"]
     assert sorted(it["item_id"] for it in ranked) == sorted(given) and _descending(ranked)
-    unfound = [it for it in ranked if it["reasons"][0].startswith("not found")]
+    unfound = [it for it in ranked if it["reasons"][-1] == "sources: none (ranked as given)"]
     assert unfound and all(it["score"] == 0.0 for it in unfound)
     assert ranked[-len(unfound) :] == unfound  # after every item a source found
     unfound_ids = {it["item_id"] for it in unfound}

@@ -32,7 +32,8 @@ def test_search_finds_the_category_it_names(client: TestClient, bundle: Bundle) 
         assert all(c == path for c in cats), (leaf, cats)
         assert body["sources"] == ["lexical"] and body["matched_terms"] >= 1
         assert set(body["trace"]) == {"query_retrieval", "decision"}
-        assert all(it["reasons"][0] == "found by lexical" for it in body["items"])
+        why = [f"matches your search '{leaf.lower()}'", "sources: lexical"]
+        assert all(it["reasons"] == why for it in body["items"])
 
 
 def test_search_without_a_lexical_match_is_empty_not_an_error(client: TestClient) -> None:
