@@ -17,14 +17,15 @@ def item_details(catalog: Catalog, index: int) -> ItemDetails:
     row = catalog.row(index)
     price = row.get("price")
     # JSON has no NaN or infinity: a price that is not a finite number is unknown
-    finite = isinstance(price, int | float) and math.isfinite(price)
+    if not (isinstance(price, int | float) and math.isfinite(price)):
+        price = None
     in_stock = row.get("in_stock")
     return ItemDetails(
         item_id=str(row["item_id"]),
         title=_text(row.get("title")),
         brand=_text(row.get("brand")),
         category=_text(row.get("category")),
-        price=float(price) if finite else None,  # type: ignore[arg-type]
+        price=None if price is None else float(price),
         in_stock=bool(in_stock) if in_stock is not None else None,
         attributes=catalog.item_attributes(index),
     )

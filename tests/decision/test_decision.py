@@ -146,7 +146,9 @@ def test_attribute_filters_match_any_case_and_name_what_failed() -> None:
         ({"colour": ["green"]}, "['blue', 'red', 'navy', 'x']"),  # most common first
     ],
 )
-def test_unknown_attributes_list_the_valid_ones(attributes: dict[str, list[str]], needle: str) -> None:
+def test_unknown_attributes_list_the_valid_ones(
+    attributes: dict[str, list[str]], needle: str
+) -> None:
     key = next(iter(attributes))
     with pytest.raises(CatalogError) as err:
         run(attribute_stage(), DecisionRequest(filters=Filters(attributes=attributes)))  # type: ignore[arg-type]
