@@ -200,17 +200,20 @@ class ShoppingAgent:
         return event
 
     def _safe_text(self, text: str, ctx: ToolContext) -> str:
-        """The model's answer with ids no tool returned cut out and no system prompt in it."""
-        ids = {str(i) for i in ctx.catalog.item_ids}
-        allowed = set(ctx.shown)
+        return safe_text(text, {str(i) for i in ctx.catalog.item_ids}, set(ctx.shown))
 
-        def scrub(m: re.Match[str]) -> str:
-            word = m.group(0)
-            return word if word not in ids or word in allowed else "[removed]"
 
-        text = re.sub(r"[A-Za-z0-9_\-]+", scrub, text)[:600]
-        lowered = text.lower()
-        for n in range(0, len(SYSTEM) - 40, 20):  # any 40-character stretch of the rules
-            if SYSTEM[n : n + 40].lower() in lowered:
-                return "I can help you find products in this shop."
-        return text or "Here is what I found."
+def safe_text(text: str, catalog_ids: set[str], allowed: set[str]) -> str:
+    """``text`` with catalog ids that no tool returned (not in ``allowed``) cut out and no
+    stretch of the system prompt in it."""
+
+    def scrub(m: re.Match[str]) -> str:
+        word = m.group(0)
+        return word if word not in catalog_ids or word in allowed else "[removed]"
+
+    text = re.sub(r"[A-Za-z0-9_\-]+", scrub, text)[:600]
+    lowered = text.lower()
+    for n in range(0, len(SYSTEM) - 40, 20):  # any 40-character stretch of the rules
+        if SYSTEM[n : n + 40].lower() in lowered:
+            return "I can help you find products in this shop."
+    return text or "Here is what I found."

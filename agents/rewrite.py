@@ -15,7 +15,6 @@ query by the client.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,16 +22,24 @@ from typing import Any, Literal
 import numpy as np
 
 from agents.llm import LLMClient, LLMError
+from agents.prices import numbers_in, parse_price
 from recsys.catalog import Catalog
 from recsys.search.lexical import tokens
 
 Kind = Literal["head", "longtail"]
-PRICE = re.compile(
-    r"(?:under|below|less than|up to|max(?:imum)?|no more than|nothing over|not over|"
-    r"cheaper than|within|budget(?: of)?|around|about)\s*[$£€]?\s*(\d+(?:\.\d+)?)",
-    re.IGNORECASE,
-)
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+class StatedBudget:
+    """``PRICE.findall(text)``: the budget ``text`` states, as the old price regex answered
+    (a list of number strings), read by :func:`agents.prices.parse_price`. agents.agent still
+    calls it; new code calls parse_price."""
+
+    def findall(self, text: str) -> list[str]:
+        cap = parse_price(text).price_max
+        return [] if cap is None else [repr(cap)]
+
+
+PRICE = StatedBudget()
 
 SYSTEM = (
     "You rewrite a shopper's request into product search terms for an online shop. "
@@ -174,16 +181,16 @@ class QueryRewriter:
         price = answer.get("price_max")
         price_max = None
         price_source: Literal["llm", "text"] | None = None
-        said = {float(n) for n in NUMBER.findall(query)}
+        said = numbers_in(query)
         if isinstance(price, int | float) and not isinstance(price, bool):
             if float(price) in said and 0 < float(price) < 1e7:
                 price_max, price_source = float(price), "llm"
             else:
                 rejected.append(f"price_max {price}: not a number the shopper said")
         if price_max is None:  # the model missed a budget the words state plainly
-            stated = PRICE.findall(query)
-            if stated:
-                price_max, price_source = float(stated[-1]), "text"
+            stated = parse_price(query).price_max
+            if stated is not None:
+                price_max, price_source = stated, "text"
         return Rewrite(
             query=query,
             kind=kind,

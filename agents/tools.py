@@ -40,6 +40,8 @@ class ToolContext:
     comparer: Comparer | None = None
     constraints: dict[str, Any] = field(default_factory=dict)  # the shopper's, e.g. price_max
     shown: list[str] = field(default_factory=list)  # item ids shown in this session
+    engine: EnginePort | None = None  # the full port, for callers that filter on more
+    user_id: str | None = None  # the session's shopper (None: anonymous)
 
     @classmethod
     def over(
@@ -53,7 +55,7 @@ class ToolContext:
         def recommend(k: int) -> list[int]:
             return engine.recommend(user_id, k, Filters())
 
-        return cls(engine.catalog, search, recommend, comparer)
+        return cls(engine.catalog, search, recommend, comparer, engine=engine, user_id=user_id)
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,26 @@ from agents.compare import Comparer
 from agents.layer import LLMLayer
 from agents.llm import LLMError
 from agents.memory import SessionMemory
-from agents.port import EnginePort
+from agents.port import CatalogPort, EnginePort
+from agents.router import ChatRouter, RouterConfig
 from agents.tools import ToolContext, default_tools
+from agents.vocabulary import CatalogVocabulary
 from serving.chat.protocol import ChatRequest
 
 
 class ChatService:
-    def __init__(self, memory: SessionMemory, config: AgentConfig | None = None) -> None:
+    def __init__(
+        self,
+        memory: SessionMemory,
+        config: AgentConfig | None = None,
+        router: RouterConfig | None = None,
+    ) -> None:
         self.memory = memory
         self.config = config or AgentConfig()
+        self.router_config = router or RouterConfig()
         self.tools = default_tools()  # checked here, at start-up
         self._agent: ShoppingAgent | None = None
+        self._vocab: tuple[str, CatalogVocabulary] | None = None
         self._lock = threading.Lock()
 
     def agent(self, llm: LLMLayer) -> ShoppingAgent:
@@ -31,21 +40,33 @@ class ChatService:
                 self._agent = ShoppingAgent(llm.client(), self.tools, self.memory, self.config)
             return self._agent
 
+    def vocabulary(self, engine: CatalogPort) -> CatalogVocabulary:
+        """The catalog's vocabulary, built once per served bundle."""
+        with self._lock:
+            if self._vocab is None or self._vocab[0] != engine.version:
+                self._vocab = (engine.version, CatalogVocabulary.build(engine.catalog))
+            return self._vocab[1]
+
+    def router(self, engine: CatalogPort, llm: LLMLayer | None) -> ChatRouter:
+        """The router over ``engine``; with a loadable LLM it words replies and the agent
+        plans the turns the parser cannot read."""
+        client, agent = None, None
+        if llm is not None:
+            try:
+                client, agent = llm.client(), self.agent(llm)
+            except LLMError:  # no model: the router answers alone, flagged llm_unavailable
+                client, agent = None, None
+        return ChatRouter(self.vocabulary(engine), self.memory, self.router_config, client, agent)
+
     def stream(
         self, engine: EnginePort, llm: LLMLayer | None, request: ChatRequest
     ) -> Iterator[str]:
-        """Server-sent events of one turn: step..., message, done (or error then done)."""
-        try:
-            if llm is None:
-                raise LLMError("no LLM layer")
-            agent = self.agent(llm)
-            comparer = Comparer(llm.client(), engine.catalog, llm.compare_timeout_s)
-            ctx = ToolContext.over(engine, request.user_id, comparer)
-        except LLMError as exc:
-            yield sse("error", {"degraded": ["llm_unavailable"], "message": str(exc)})
-            yield sse("done", {"degraded": ["llm_unavailable"]})
-            return
-        for event in agent.run(request.session_id, request.message, ctx):
+        """Server-sent events of one turn: step..., message, done."""
+        router = self.router(engine, llm)
+        timeout = llm.compare_timeout_s if llm is not None else 0.0
+        comparer = Comparer(router.llm, engine.catalog, timeout)  # type: ignore[arg-type]
+        ctx = ToolContext.over(engine, request.user_id, comparer)
+        for event in router.run(request.session_id, request.message, ctx):
             yield sse(event["event"], event["data"])
 
 
