@@ -19,7 +19,7 @@ def test_a_call_whose_deadline_passed_in_the_queue_never_runs() -> None:
     async def main() -> None:
         busy = asyncio.ensure_future(pool.run(lambda: release.wait(60)))
         await asyncio.sleep(0.05)  # the only worker is taken
-        with pytest.raises(LLMTimeout, match="0.1 s"):
+        with pytest.raises(LLMTimeout, match=r"0\.1 s"):
             await pool.run(lambda: ran.append(1), timeout_s=0.1)
         release.set()
         assert await busy is True
