@@ -141,7 +141,9 @@ class ShoppingAgent:
                 turn.degraded.append("llm_error")
                 break
             record: dict[str, Any] = {
-                "step": step, "thought": thought, "tool": tool, "input": tool_input,
+                # streamed to the shopper too: scrubbed like answers
+                "step": step, "thought": self._safe_text(thought, ctx) if thought else "",
+                "tool": tool, "input": self._scrubbed(tool_input, ctx),
                 "job": str(action.get("job", ""))[:100], "trust_mode": int(trust),
                 "llm_ms": round((time.monotonic() - t0) * 1000, 1),
                 "tokens": done.prompt_tokens + done.completion_tokens,
@@ -198,6 +200,16 @@ class ShoppingAgent:
         turn.events.append(event)
         self.memory.add_trace(turn.session_id, {"message": turn.message, **event})
         return event
+
+    def _scrubbed(self, value: Any, ctx: ToolContext) -> Any:
+        """A tool input with every string scrubbed like an answer (ids no tool returned)."""
+        if isinstance(value, str):
+            return self._safe_text(value, ctx) if value else value
+        if isinstance(value, dict):
+            return {str(k)[:40]: self._scrubbed(v, ctx) for k, v in list(value.items())[:20]}
+        if isinstance(value, list):
+            return [self._scrubbed(v, ctx) for v in value[:20]]
+        return value
 
     def _safe_text(self, text: str, ctx: ToolContext) -> str:
         return safe_text(text, {str(i) for i in ctx.catalog.item_ids}, set(ctx.shown))

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agents.owners import SessionForbiddenError
 from recsys.artifacts import BundleError
 from recsys.catalog import CatalogError
 from recsys.events import EventConflictError, InvalidEventError, UnknownEventItemError
@@ -69,6 +70,7 @@ class NoEventLogError(ServingError):
 # Events: an unknown item_id is 422 (the body refers to nothing; /v1/events itself exists, so
 # 404 would read as a wrong route), a reused event_id with another body 409.
 DOMAIN_STATUS: dict[type[Exception], tuple[int, str]] = {
+    SessionForbiddenError: (403, "forbidden"),
     BundleError: (503, "bundle_error"),
     UnknownEventItemError: (422, "unknown_item"),
     EventConflictError: (409, "conflict"),

@@ -23,6 +23,13 @@ class ChatRequest(BaseModel):
         max_length=256,
         description="The shopper, for personal recommendations; the agent cannot choose another.",
     )
+    session_token: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=128,
+        description="The token the session's first turn returned (in its `done` event and the "
+        "X-Session-Token header); required to continue a session. Omit it on a first turn.",
+    )
 
 
 class TraceResponse(BaseModel):

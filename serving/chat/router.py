@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import StreamingResponse
 
 from serving.chat.protocol import ChatRequest, TraceResponse
@@ -26,7 +26,7 @@ ChatDep = Annotated[ChatService, Depends(chat_service)]
 
 @router.post(
     "/chat",
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(422, 503)},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(403, 422, 503)},
     summary="One turn with the shopping agent, streamed as server-sent events",
 )
 async def chat(
@@ -35,16 +35,18 @@ async def chat(
     """Events: `step` (thought, action, observation, timings, tokens) per agent step, then
     `message` (the answer and the items it shows), then `done`. A step budget and a deadline
     bound the turn; a failing LLM falls back to a plain search, flagged in `degraded`."""
+    issued = service.owners.admit(body.session_id, body.session_token)  # 403 if not the owner
     engine = ServedEngine(served, deps, endpoint="chat")
     # on the LLM pool: chats never hold the threads health, metrics and events run on
-    events = deps.llm_pool.iterate(service.stream(engine, deps.llm, body))
-    return StreamingResponse(events, media_type="text/event-stream")
+    events = deps.llm_pool.iterate(service.stream(engine, deps.llm, body, issued))
+    headers = {"X-Session-Token": issued} if issued else None
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 @router.get(
     "/chat/{session_id}/trace",
     response_model=TraceResponse,
-    responses=error_responses(422),
+    responses=error_responses(403, 422),
     summary="The full chain of a conversation",
 )
 async def trace(
@@ -58,5 +60,15 @@ async def trace(
             description="The conversation.",
         ),
     ],
+    token: Annotated[
+        str | None,
+        Header(
+            alias="X-Session-Token",
+            min_length=8,
+            max_length=128,
+            description="The token the session's first turn returned.",
+        ),
+    ] = None,
 ) -> TraceResponse:
+    service.owners.check(session_id, token)  # 403 unless the caller owns the session
     return TraceResponse(session_id=session_id, events=service.memory.trace(session_id))

@@ -12,6 +12,7 @@ from agents.compare import Comparer
 from agents.layer import LLMLayer
 from agents.llm import LLMError
 from agents.memory import SessionMemory
+from agents.owners import SessionOwners
 from agents.port import CatalogPort, EnginePort
 from agents.router import ChatRouter, RouterConfig
 from agents.tools import ToolContext, default_tools
@@ -32,6 +33,7 @@ class ChatService:
         self.tools = default_tools()  # checked here, at start-up
         self._agent: ShoppingAgent | None = None
         self._vocab: tuple[str, CatalogVocabulary] | None = None
+        self.owners = SessionOwners(memory)
         self._lock = threading.Lock()
 
     def agent(self, llm: LLMLayer) -> ShoppingAgent:
@@ -59,15 +61,23 @@ class ChatService:
         return ChatRouter(self.vocabulary(engine), self.memory, self.router_config, client, agent)
 
     def stream(
-        self, engine: EnginePort, llm: LLMLayer | None, request: ChatRequest
+        self,
+        engine: EnginePort,
+        llm: LLMLayer | None,
+        request: ChatRequest,
+        issued: str | None = None,
     ) -> Iterator[str]:
-        """Server-sent events of one turn: step..., message, done."""
+        """Server-sent events of one turn: step..., message, done (``done`` carries the
+        session token ``issued`` on a session's first turn)."""
         router = self.router(engine, llm)
         timeout = llm.compare_timeout_s if llm is not None else 0.0
         comparer = Comparer(router.llm, engine.catalog, timeout)  # type: ignore[arg-type]
         ctx = ToolContext.over(engine, request.user_id, comparer)
         for event in router.run(request.session_id, request.message, ctx):
-            yield sse(event["event"], event["data"])
+            data = event["data"]
+            if event["event"] == "done" and issued:
+                data = {**data, "session_token": issued}  # the stored trace never holds it
+            yield sse(event["event"], data)
 
 
 def sse(event: str, data: Any) -> str:

@@ -139,3 +139,34 @@ def test_chat_over_http_without_an_llm_answers_with_products(
     message = dict(events)["message"]
     assert message["items"] and message["degraded"] == ["llm_unavailable"]
     assert 'endpoint="chat_search"' in client.get("/metrics").text  # counted like any caller
+
+
+def test_a_session_belongs_to_the_caller_that_started_it(
+    shop_bundle: Bundle, tmp_path: Path
+) -> None:
+    settings = ServingSettings(
+        bundle_path=tmp_path / "none", events_path=tmp_path / "e.sqlite",
+        decision_log_path=None, load_on_start=False, chat_memory=str(tmp_path / "chat.sqlite"),
+    )  # fmt: skip
+    app = create_app(settings, shop_bundle, llm=LLMLayer(LLMSettings(model_path=tmp_path / "x")))
+    client = TestClient(app)
+
+    def turn(**body: Any) -> Any:
+        return client.post("/v1/chat", json={"session_id": "own-1", "message": "hello", **body})
+
+    first = turn()
+    token = first.headers["X-Session-Token"]
+    done = _events([b for b in first.text.split("\n\n") if b.strip()])[-1][1]
+    assert done["session_token"] == token
+    for bad in ({}, {"session_token": "not-the-token"}):  # someone who knows only the id
+        refused = turn(**bad)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["param"] == "session_token"
+    assert turn(session_token=token).status_code == 200
+    assert "X-Session-Token" not in turn(session_token=token).headers  # issued once
+    assert client.get("/v1/chat/own-1/trace").status_code == 403
+    assert client.get("/v1/chat/own-1/trace", headers={"X-Session-Token": "wrong-token"}).json()[
+        "error"
+    ]["type"] == "forbidden"
+    trace = client.get("/v1/chat/own-1/trace", headers={"X-Session-Token": token}).json()
+    assert trace["events"] and token not in str(trace)  # the trace never stores the token

@@ -1,0 +1,1 @@
+"""The shopping-chat page for people: GET /chat, on POST /v1/chat."""
