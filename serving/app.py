@@ -30,6 +30,7 @@ from serving.admin.router import router as admin_router
 from serving.admin.service import BundleWatcher, Reloader
 from serving.chat.router import router as chat_router
 from serving.chat.service import ChatService
+from serving.chat_page.router import router as chat_page_router
 from serving.compare.router import router as compare_router
 from serving.events.router import router as events_router
 from serving.health.router import router as health_router
@@ -150,6 +151,7 @@ def create_app(
     routers += [compare_router, chat_router]
     for router in (*routers, health_router):
         app.include_router(router)
+    app.include_router(chat_page_router)  # GET /chat, the page for people (not in the schema)
     if settings.admin_api_key is not None:  # no key, no admin routes
         app.include_router(admin_router)
     install_docs(app, state)  # /docs and /redoc offline; examples from the served bundle

@@ -69,11 +69,13 @@ class ServingSettings(BaseSettings):
         "instead; RECSYS_COMPUTE_THREADS.",
     )
     llm_workers: int = Field(
-        default=4,
+        default=32,
         ge=1,
-        le=64,
+        le=256,
         description="Threads for LLM steps and chat turns, apart from the shared pool that "
-        "health, metrics and events use (a slow model only fills these); RECSYS_LLM_WORKERS.",
+        "health, metrics and events use (a slow model only fills these). They mostly wait "
+        "for the model, which serves one call at a time within each call's deadline; "
+        "RECSYS_LLM_WORKERS.",
     )
     chat_memory: str = Field(
         default="var/serving/chat.sqlite",

@@ -35,7 +35,10 @@ async def chat(
     """Events: `step` (thought, action, observation, timings, tokens) per agent step, then
     `message` (the answer and the items it shows), then `done`. A step budget and a deadline
     bound the turn; a failing LLM falls back to a plain search, flagged in `degraded`."""
-    issued = service.owners.admit(body.session_id, body.session_token)  # 403 if not the owner
+    # 403 if not the owner; the memory's write happens off the event loop
+    issued = await deps.llm_pool.run(
+        lambda: service.owners.admit(body.session_id, body.session_token)
+    )
     engine = ServedEngine(served, deps, endpoint="chat")
     # on the LLM pool: chats never hold the threads health, metrics and events run on
     events = deps.llm_pool.iterate(service.stream(engine, deps.llm, body, issued))
@@ -49,7 +52,7 @@ async def chat(
     responses=error_responses(403, 422),
     summary="The full chain of a conversation",
 )
-async def trace(
+def trace(  # a plain def: FastAPI runs it in the thread pool, the memory read off the loop
     service: ChatDep,
     session_id: Annotated[
         str,

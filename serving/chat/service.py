@@ -34,6 +34,7 @@ class ChatService:
         self._agent: ShoppingAgent | None = None
         self._vocab: tuple[str, CatalogVocabulary] | None = None
         self.owners = SessionOwners(memory)
+        self.gate = threading.BoundedSemaphore(1)  # the chat turns' CPU work, one at a time
         self._lock = threading.Lock()
 
     def agent(self, llm: LLMLayer) -> ShoppingAgent:
@@ -58,7 +59,9 @@ class ChatService:
                 client, agent = llm.client(), self.agent(llm)
             except LLMError:  # no model: the router answers alone, flagged llm_unavailable
                 client, agent = None, None
-        return ChatRouter(self.vocabulary(engine), self.memory, self.router_config, client, agent)
+        return ChatRouter(
+            self.vocabulary(engine), self.memory, self.router_config, client, agent, self.gate
+        )
 
     def stream(
         self,
