@@ -118,6 +118,9 @@ def answer_reply(item: Mapping[str, Any], asks: Sequence[str]) -> str:
                       if k not in ("item_id", "title"))  # fmt: skip
     if not asks:
         return f"The catalog does not say that about {title}; what it records: {known}."
+    if "buy" in asks:  # "I'll take it": the chat cannot check out, the product page can
+        price = money(item.get("price"))
+        return f"Good choice: {title} ({price}). Add it to your basket from its product page."
     answers = []
     for key in asks:
         value = item.get(key)

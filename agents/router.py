@@ -175,7 +175,7 @@ class ChatRouter:
             if anchor:
                 words = str(anchor[0].get("title", words))
         filters = _filters(state, exclude)
-        relaxed: list[str] = []
+        relaxed: list[str] = []  # what the answer had to drop, said in the reply
         tool = "recommend_for_user" if u.intent == "recommend" else "search_products"
         for attempt in _relaxations(state):
             try:
@@ -188,13 +188,12 @@ class ChatRouter:
                 found = []
             found = _allowed(ctx, found, state)
             if found:
+                relaxed = [attempt.name] if attempt.name else []
                 break
-            relaxed.append(attempt.name)
         found = _sorted(ctx, found, state.sort)[: self.config.k]
         items = [brief(ctx.catalog, i) for i in found]
         what = f"'{words}'" if tool == "search_products" else "you"
-        plan = Plan("direct", why, tool, {"query": words, **state.constraints()},
-                    [r for r in relaxed if r])  # fmt: skip
+        plan = Plan("direct", why, tool, {"query": words, **state.constraints()}, relaxed)
         return plan, items, list_reply(what, state.constraints(), items, plan.relaxed)
 
     def _compare(
@@ -279,25 +278,27 @@ class ChatRouter:
 @dataclass(frozen=True)
 class _Relaxation:
     name: str  # what was dropped ("" for the first, exact, attempt)
-    drop: tuple[str, ...]
+    drop_keys: tuple[str, ...] = ()  # attribute keys left out
+    drop_brand: bool = False
 
     def __call__(self, filters: Filters) -> Filters:
         from dataclasses import replace
 
-        changes: dict[str, Any] = {}
-        for what in self.drop:
-            changes.update({"attributes": ()} if what == "attributes" else
-                           {"brands": ()} if what == "brand" else {"categories": ()})  # fmt: skip
-        return replace(filters, **changes)
+        kept = tuple((k, v) for k, v in filters.attributes if k not in self.drop_keys)
+        return replace(filters, attributes=kept, brands=() if self.drop_brand else filters.brands)
 
 
 def _relaxations(state: SessionState) -> list[_Relaxation]:
-    """The exact filters first; then, when nothing matches, fewer of them (said in the reply)."""
-    steps = [_Relaxation("", ())]
-    if state.attributes:
-        steps.append(_Relaxation("the attribute filters", ("attributes",)))
+    """The exact filters first; then, when nothing matches, fewer of them, the constraint the
+    shopper added last going first (the reply says what was dropped)."""
+    steps = [_Relaxation("")]
+    keys = list(state.attributes)
+    if keys:
+        steps.append(_Relaxation(f"the {keys[-1]} filter", (keys[-1],)))
+    if len(keys) > 1:
+        steps.append(_Relaxation("the attribute filters", tuple(keys)))
     if state.brand:
-        steps.append(_Relaxation("the brand", ("attributes", "brand")))
+        steps.append(_Relaxation("the brand and attribute filters", tuple(keys), True))
     return steps
 
 
