@@ -37,6 +37,9 @@ RESET = _rx(
 )
 GUIDANCE = _rx(
     r"\b(?:what (?:should|do|must) i (?:look|watch) (?:for|out for)|what to look for|"
+    r"what (?:should|do|must) i (?:consider|know|think about|keep in mind)|"
+    r"(?:know|knows) (?:nothing|very little|little|next to nothing) about|new to|"
+    r"never (?:bought|owned|used) (?:a|an|one)|first time (?:buying|getting)|"
     r"how (?:do i |to |should i |can i |would i )?(?:choose|pick|select|decide)|"
     r"buying guide|guide (?:to|for)|what matters|what (?:is|'s) important|"
     r"what (?:are the (?:things|factors)|to) (?:consider|know)|things to consider|"
@@ -46,6 +49,7 @@ GUIDANCE = _rx(
 )
 COMPARE = _rx(
     r"\b(?:compare|comparing|comparison|vs|versus|differences?(?: between)?|differ|"
+    r"stacks? up|measures? up|holds? up against|"
     r"which (?:one|of (?:these|them|those|the \w+))|better value|pros and cons|side by side|"
     r"head to head|best one|best of (?:these|them|those|the \w+)|"
     r"how do (?:they|these|those|the two) compare|or the (?:first|second|third|other|"
@@ -62,7 +66,8 @@ MORE_LIKE = _rx(
 RECOMMEND = _rx(
     r"\b(?:recommend\w*|suggest\w*|surprise me|based on (?:my|what i)|"
     r"my (?:history|taste|style|past orders|purchases)|what (?:would|do|should|can) "
-    r"you (?:suggest|recommend|pick|think i)|(?:what|anything|something) (?:i'?d|"
+    r"you (?:suggest|recommend|pick|think i)|(?:what|anything|something|stuff|things) "
+    r"(?:you think )?(?:i'?d|"
     r"i would|i might|i'll) (?:like|love|enjoy)|pick (?:something )?for me|"
     r"personali[sz]ed|popular|best ?sellers?|bestselling|trending|top picks|ideas?)\b"
 )
@@ -145,6 +150,7 @@ ORDINAL_OK = _rx(
     r"(?:\b(?:the|and|or|vs|versus|between|compare|like|to|than|with|about|is|from|"
     r"on|in|of)|[,&])\s*$"
 )
+ORDINAL_PAIR = _rx(rf"\s*(?:or|and|vs\.?|versus|&|,)\s*(?:the\s+)?(?:{_ORD})\b")
 DESCRIBED = _rx(r"\bthe\s+((?:[\w'&-]+\s+){0,3}?)(?:one|pair)\b")  # "the black ones": a refine
 MORE_RESULTS = _rx(
     r"\b(?:show (?:me )?more|more (?:results|options|please)|any (?:others|more)|"
@@ -218,7 +224,8 @@ def references(
     for m in ORDINAL.finditer(mask(text, refs.spans)):
         word = re.sub(r"[- ]+", " ", m.group(1))
         short = len(text.split()) <= 4
-        if ORDINAL_OK.search(text[: m.start()]) or m.group(0) != m.group(1) or short:
+        paired = ORDINAL_PAIR.match(text[m.end() :])  # "first or last", "2nd and 3rd"
+        if ORDINAL_OK.search(text[: m.start()]) or m.group(0) != m.group(1) or short or paired:
             found.append(
                 -2 if word in {"second to last", "second last", "next to last"} else ORDINALS[word]
             )

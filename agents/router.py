@@ -92,7 +92,7 @@ class ChatRouter:
             self._catalog_ids = {str(i) for i in ctx.catalog.item_ids}
         with self.gate:
             before = SessionState.from_dict(self.memory.state(session_id))
-            understood = parse_turn(message, self.vocab, before)
+            understood = _as_refine(parse_turn(message, self.vocab, before))
             prices = {i: _price(ctx, i) for i in before.last_list}
             state = update(before, understood, prices)
         turn = Turn(session_id, message)
@@ -153,6 +153,8 @@ class ChatRouter:
             return self._compare(u, state, ctx, why)
         if u.intent == "guidance":
             return self._guide(u, state, ctx, why)
+        if u.intent == "item_question" and len(u.references) >= 2 and not u.asks:
+            return self._compare(u, state, ctx, why)  # "the first and the third"
         if u.intent == "item_question":
             return self._answer(u, state, ctx, why)
         if u.intent in LIST_INTENTS or state.category or u.keywords:
@@ -167,34 +169,52 @@ class ChatRouter:
         self, u: Understanding, state: SessionState, ctx: ToolContext, why: str
     ) -> tuple[Plan, list[dict[str, Any]], str]:
         assert ctx.engine is not None
-        leaf = state.category.split(" > ")[-1] if state.category else ""
-        words = " ".join(state.keywords) or leaf.lower()
+        if u.intent == "recommend":
+            # "what do you suggest for me?": the shopper's taste, within what this turn says,
+            # not inside the filters of the search before it
+            state = _turn_only(state, u)
+        leaf = state.category.split(" > ")[-1].lower() if state.category else ""
+        # words the catalog never uses match nothing ("shopping", "pair", "tips"): the query
+        # keeps the catalog's words, or the category's name
+        known = [w for w in state.keywords if w in self.vocab.known]
+        words = " ".join(known) or leaf or " ".join(state.keywords)
         exclude = set(state.last_list) if u.intent in {"cheaper", "pricier", "more_like"} else set()
         if u.intent == "more_like" and u.references and state.last_list:
             anchor = _referenced(state, u.references[:1], ctx)
             if anchor:
                 words = str(anchor[0].get("title", words))
         filters = _filters(state, exclude)
-        relaxed: list[str] = []  # what the answer had to drop, said in the reply
         tool = "recommend_for_user" if u.intent == "recommend" else "search_products"
-        for attempt in _relaxations(state):
-            try:
-                if tool == "recommend_for_user":
-                    found = ctx.engine.recommend(ctx.user_id, self.config.pool, attempt(filters))
-                else:
-                    found = ctx.engine.search(words or "popular", attempt(filters),
-                                              self.config.pool, ctx.user_id)  # fmt: skip
-            except (CatalogError, ValueError):
-                found = []
-            found = _allowed(ctx, found, state)
-            if found:
-                relaxed = [attempt.name] if attempt.name else []
-                break
+        queries = [words, *([leaf] if leaf and words != leaf else [])]
+        found, relaxed = self._first_match(ctx, tool, queries, filters, state)
         found = _sorted(ctx, found, state.sort)[: self.config.k]
         items = [brief(ctx.catalog, i) for i in found]
         what = f"'{words}'" if tool == "search_products" else "you"
         plan = Plan("direct", why, tool, {"query": words, **state.constraints()}, relaxed)
         return plan, items, list_reply(what, state.constraints(), items, plan.relaxed)
+
+    def _first_match(
+        self, ctx: ToolContext, tool: str, queries: list[str], filters: Filters,
+        state: SessionState,
+    ) -> tuple[list[int], list[str]]:  # fmt: skip
+        """The first non-empty answer: the exact filters with each query (the words, then the
+        category alone), then fewer filters; and what had to be dropped."""
+        assert ctx.engine is not None
+        for attempt in _relaxations(state):
+            for query in queries if tool == "search_products" else [""]:
+                try:
+                    if tool == "recommend_for_user":
+                        found = ctx.engine.recommend(ctx.user_id, self.config.pool,
+                                                     attempt(filters))  # fmt: skip
+                    else:
+                        found = ctx.engine.search(query or "popular", attempt(filters),
+                                                  self.config.pool, ctx.user_id)  # fmt: skip
+                except (CatalogError, ValueError):
+                    found = []
+                found = _allowed(ctx, found, state)
+                if found:
+                    return found, [attempt.name] if attempt.name else []
+        return [], []
 
     def _compare(
         self, u: Understanding, state: SessionState, ctx: ToolContext, why: str
@@ -300,6 +320,26 @@ def _relaxations(state: SessionState) -> list[_Relaxation]:
     if state.brand:
         steps.append(_Relaxation("the brand and attribute filters", tuple(keys), True))
     return steps
+
+
+def _as_refine(u: Understanding) -> Understanding:
+    """"Do you have them in olive?" asks for a list, not about an item: a question that names
+    a catalog value and asks nothing about the items shown is a refinement."""
+    from dataclasses import replace
+
+    if u.intent == "item_question" and u.attributes and not u.asks:
+        return replace(u, intent="refine", references=[])
+    return u
+
+
+def _turn_only(state: SessionState, u: Understanding) -> SessionState:
+    """``state`` with only the constraints this turn stated itself."""
+    from dataclasses import replace
+
+    return replace(
+        state, category=u.category, brand=u.brand, attributes=dict(u.attributes),
+        price_min=u.price_min, price_max=u.price_max, keywords=list(u.keywords), sort=u.sort,
+    )  # fmt: skip
 
 
 def _filters(state: SessionState, exclude: set[str]) -> Filters:

@@ -184,8 +184,12 @@ def update(
         hi = u.price_max
         lo = lo if lo is None or lo <= hi else None
     lo, hi = _relative(u, s, picked, shown_prices, lo, hi)
-    if u.keywords:
-        fresh = u.intent in {"find", "recommend"} or u.category is not None
+    if u.intent in {"guidance", "item_question", "compare", "greeting"}:
+        pass  # a question adds no search words ("any tips for choosing jeans?")
+    elif u.intent == "find" and (u.category is not None or u.keywords):
+        keywords = list(u.keywords)  # a new request: the old search words go
+    elif u.keywords:
+        fresh = u.intent == "recommend" or u.category is not None
         keywords = list(u.keywords) if fresh else list(dict.fromkeys([*keywords, *u.keywords]))
     return SessionState(
         category=category,

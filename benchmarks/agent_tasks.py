@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -74,7 +75,12 @@ NOTHING = re.compile(
     r"\b(nothing|no (?:products?|items?|results?|matches)|could ?n[o']t find|none)\b", re.I
 )
 DROPPED = re.compile(r"\b(drop(ped)?|without|relax(ed)?|ignor(e|ed|ing))\b", re.I)
-CHEAPER_SHARE = 0.8  # agents.shopping_state: "cheaper" caps at 0.8 x the shown median
+CHEAPER_SHARE = 0.8
+OPENER_OVER_NOTHING = re.compile(r"\S.*\n(I found nothing|I'm not sure)")
+LIST_TOOLS = {
+    "search_products",
+    "recommend_for_user",
+}  # agents.shopping_state: "cheaper" caps at 0.8 x the shown median
 
 
 def shop(users: int, items: int, seed: int, cache: Path) -> Bundle:
@@ -172,8 +178,36 @@ class Judge:
             named |= set(self.id_word.findall(text))
         c.check("text_ids_from_tools", named <= s.returned, sorted(named - s.returned))
 
+    def feasible(self, step: dict[str, Any], user_id: str) -> int | None:
+        """How many items the shopper could be shown under the filters a list step used (in
+        stock, not bought, category, attributes, price bounds); None when it used none."""
+        t = self.truth
+        given = step.get("input") or {}
+        if not isinstance(given, dict) or step.get("tool") not in LIST_TOOLS:
+            return None
+        pool = t.eligible(user_id)
+        try:
+            if given.get("category"):
+                pool &= t.under(str(given["category"]))
+            for key, values in (given.get("attributes") or {}).items():
+                pool &= np.isin(t.attributes.lower[key], [str(v).lower() for v in values])
+        except (KeyError, ValueError):
+            return None
+        lo, hi = given.get("price_min"), given.get("price_max")
+        if lo is not None:
+            pool &= t.price >= float(lo)
+        if hi is not None:
+            pool &= t.price <= float(hi)
+        return int(pool.sum())
+
     def listing(
-        self, c: Checked, d: Dialogue, shown: list[str], refined: bool, may_relax: bool = False
+        self,
+        c: Checked,
+        d: Dialogue,
+        shown: list[str],
+        refined: bool,
+        may_relax: bool = False,
+        context: dict[str, Any] | None = None,
     ) -> None:
         """In the category, within the budget, and (after a refine) of the value asked for;
         ``may_relax``: the catalog has nothing with the value and the reply says it dropped a
@@ -196,7 +230,7 @@ class Judge:
                 for n, r in enumerate(rows)
                 if wanted not in t.value_of(d.key, r)
             ]
-            detail = {"wanted": {d.key: d.value}, "got": missing}
+            detail = {"wanted": {d.key: d.value}, "got": missing, **(context or {})}
             if missing and may_relax:
                 c.notes.append({"relaxed_honestly": detail})
                 missing = []
@@ -216,8 +250,12 @@ class Judge:
         message: dict[str, Any] = next((x for k, x in events if k == "message"), {}) or {}
         shown = [str(i.get("item_id")) for i in message.get("items", [])]
         tools = [str(step.get("tool")) for step in steps]
+        empty = {
+            "reply": str(message.get("text", ""))[:200],
+            "feasible_under_tool_filters": [self.feasible(step, d.user_id) for step in steps],
+        }
         if plan.intent in {"find", "refine"}:
-            c.check("shown_some", bool(shown), message.get("text", "")[:200])
+            c.check("shown_some", bool(shown), empty)
             self.listing(c, d, shown, plan.intent == "refine" or s.refined)
         elif plan.intent == "compare":
             wanted = [s.last_items[p] for p in positions]
@@ -263,7 +301,18 @@ class Judge:
                     },
                 )
                 said = bool(DROPPED.search(text))
-                self.listing(c, d, shown, s.refined, may_relax=not exist and said)
+                self.listing(
+                    c,
+                    d,
+                    shown,
+                    s.refined,
+                    may_relax=not exist and said,
+                    context={
+                        "cheaper_with_value_in_catalog": len(exist),
+                        "reply_says_dropped": said,
+                        "trace_relaxed": [x.get("relaxed") for x in steps],
+                    },
+                )
             else:
                 c.check(
                     "cheaper_found_when_exist",
@@ -273,7 +322,7 @@ class Judge:
                 if not exist:
                     c.check("honest_nothing", bool(NOTHING.search(text)), text[:200])
         elif plan.intent == "recommend":
-            c.check("shown_some", bool(shown), message.get("text", "")[:200])
+            c.check("shown_some", bool(shown), empty)
             c.check("recommend_tool", "recommend_for_user" in tools, tools)
         elif plan.intent == "guidance":
             under = np.flatnonzero(t.under(d.category))
@@ -482,6 +531,10 @@ def summarize(records: list[dict[str, Any]], about: dict[str, Any]) -> dict[str,
         "degraded_share_besides_no_llm": round(len(real) / len(played), 4) if played else None,
         "degraded_reasons": dict(Counter(x for r in played for x in r["degraded"])),
         "paths": dict(Counter(str(r["path"]) for r in played)),
+        # not a check: an LLM sentence above a reply that found nothing ("Here's a pink one.")
+        "llm_opener_over_nothing_found": sum(
+            1 for r in played if not r["shown"] and OPENER_OVER_NOTHING.search(r["text"])
+        ),
         "checks_run": dict(checks),
         "failures_by_cause": dict(causes.most_common()),
         "failing_turns": sum(not r["ok"] for r in played),
@@ -505,8 +558,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         part = result["modes"][mode]["success_by_intent"]
         rates = [part[i]["success"] or 0.0 for i in INTENTS]
         left.bar(x + n * width, rates, width, label=f"LLM {mode}")
-        p50 = [part[i]["p50_s"] or 0.0 for i in INTENTS]
-        p95 = [part[i]["p95_s"] or 0.0 for i in INTENTS]
+        p50 = [max(part[i]["p50_s"] or 0.0, 1e-4) for i in INTENTS]
+        p95 = [max(part[i]["p95_s"] or 0.0, 1e-4) for i in INTENTS]
         right.bar(x + n * width, p95, width, alpha=0.35, color=f"C{n}")
         right.bar(x + n * width, p50, width, color=f"C{n}", label=f"LLM {mode} p50 (p95 pale)")
     for ax in (left, right):
@@ -515,11 +568,37 @@ def plot(result: dict[str, Any], path: Path) -> None:
     left.set_ylim(0, 1.05)
     left.set_ylabel("turns passing every check")
     left.set_title("Task success per intent")
-    right.set_ylabel("seconds per turn")
+    right.set_yscale("log")
+    right.set_ylabel("seconds per turn (log)")
     right.set_title("Turn wall time (in process)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def code_version() -> str | None:
+    """The checkout's commit, "+dirty" when agents/ or serving/ have uncommitted changes: the
+    chat's code changes under a benchmark, so each result names what it measured."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "agents", "serving"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty.strip() else "")
 
 
 def main(argv: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
@@ -558,7 +637,9 @@ def main(argv: list[str] | None = None, progress: bool = True) -> dict[str, Any]
             "seed": args.seed,
             "turns_each": len(dialogues[0].turns) if dialogues else 0,
         },
+        "code": code_version(),
         "threads": args.threads,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "modes": {},
         "failing_turns": [],
     }
@@ -570,6 +651,7 @@ def main(argv: list[str] | None = None, progress: bool = True) -> dict[str, Any]
         result["failing_turns"] += [r for r in records if "skipped" not in r and not r["ok"]]
     for r in result["failing_turns"]:
         r["seconds"] = round(r["seconds"], 3)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["dialogue_plans"] = [d.to_dict() for d in dialogues]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "agent_tasks.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
