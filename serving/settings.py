@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.llm import LLMSettings
@@ -84,8 +84,15 @@ class ServingSettings(BaseSettings):
     )
     admin_api_key: SecretStr | None = Field(
         default=None,
-        description="Key for the /admin routes; they are off while it is unset (no default).",
+        description="Key for the /admin routes; they are off while it is unset or empty (no "
+        "default).",
     )
+
+    @field_validator("admin_api_key", mode="after")
+    @classmethod
+    def _no_empty_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # RECSYS_ADMIN_API_KEY= (set, empty) must not mean "the empty key opens /admin"
+        return key if key is not None and key.get_secret_value().strip() else None
     llm: LLMSettings = Field(
         default_factory=LLMSettings,
         description="The LLM client: RECSYS_LLM_BACKEND, RECSYS_LLM_BASE_URL, ...",

@@ -47,7 +47,9 @@ class ChatService:
         """The catalog's vocabulary, built once per served bundle."""
         with self._lock:
             if self._vocab is None or self._vocab[0] != engine.version:
-                self._vocab = (engine.version, CatalogVocabulary.build(engine.catalog))
+                # the sentence encoder places product words the catalog never uses
+                vocab = CatalogVocabulary.build(engine.catalog, similarity=engine.encoder())
+                self._vocab = (engine.version, vocab)
             return self._vocab[1]
 
     def router(self, engine: CatalogPort, llm: LLMLayer | None) -> ChatRouter:

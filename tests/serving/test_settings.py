@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from serving.settings import ServingSettings, get_settings
@@ -53,3 +55,21 @@ def test_feature_store_settings_from_a_mapping() -> None:
     assert str(err.value) == (
         "RECSYS_FEATURES_USER_CACHE_SIZE='-1': Input should be greater than or equal to 0"
     )
+
+
+def test_an_empty_admin_key_turns_admin_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    for empty in ("", "   "):
+        monkeypatch.setenv("RECSYS_ADMIN_API_KEY", empty)
+        settings = ServingSettings(
+            bundle_path=tmp_path / "none", events_path=tmp_path / "e.sqlite",
+            decision_log_path=None, load_on_start=False,
+        )  # fmt: skip
+        assert settings.admin_api_key is None
+        client = TestClient(create_app(settings))
+        assert client.post("/admin/reload", json={}).status_code == 404  # no admin routes
