@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agents.layer import LLMLayer
 from agents.memory import open_memory
+from agents.router import RouterConfig
 from recsys.artifacts import Bundle, BundleError, load_bundle
 from recsys.catalog import CatalogError
 from recsys.decision import load_decision_config
@@ -138,7 +139,11 @@ def create_app(
     app.state.list_deps = ListDeps(
         metrics, decisions, app.state.llm, LLMPool(settings.llm_workers)
     )
-    app.state.chat = ChatService(open_memory(str(settings.chat_memory)))
+    # a capable backend (vLLM) plans every chat turn with the master agent; with the packaged
+    # 135M model the router and tools do the work and the model only words replies
+    app.state.chat = ChatService(
+        open_memory(str(settings.chat_memory)), router=RouterConfig(planner=settings.planner())
+    )
     # Every error becomes {"error": {code, type, message, param}}: mapped here, in one place.
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_handler)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,13 @@ class ServingSettings(BaseSettings):
         "for the model, which serves one call at a time within each call's deadline; "
         "RECSYS_LLM_WORKERS.",
     )
+    chat_planner: Literal["auto", "router", "agent"] = Field(
+        default="auto",
+        description="Who plans a chat turn: the router (the catalog parser runs the tools; the "
+        "LLM only words replies) or the ReAct master agent. auto: the agent when the LLM is "
+        "an OpenAI-compatible server with a model other than the packaged SmolLM2 (e.g. vLLM), "
+        "else the router; RECSYS_CHAT_PLANNER.",
+    )
     chat_memory: str = Field(
         default="var/serving/chat.sqlite",
         description="Shopping-agent session memory: a SQLite file, or redis://host:port/db for "
@@ -87,6 +95,13 @@ class ServingSettings(BaseSettings):
         description="Key for the /admin routes; they are off while it is unset or empty (no "
         "default).",
     )
+
+    def planner(self) -> Literal["router", "agent"]:
+        """The chat planner ``chat_planner`` names (auto resolved against the LLM settings)."""
+        if self.chat_planner != "auto":
+            return self.chat_planner
+        capable = self.llm.backend == "openai" and "smollm" not in self.llm.model.lower()
+        return "agent" if capable else "router"
 
     @field_validator("admin_api_key", mode="after")
     @classmethod

@@ -73,3 +73,14 @@ def test_an_empty_admin_key_turns_admin_off(
         assert settings.admin_api_key is None
         client = TestClient(create_app(settings))
         assert client.post("/admin/reload", json={}).status_code == 404  # no admin routes
+
+
+def test_the_chat_planner_follows_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_LLM_BACKEND", "openai")
+    monkeypatch.setenv("RECSYS_LLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
+    assert ServingSettings().planner() == "agent"  # a capable server plans with the agent
+    monkeypatch.setenv("RECSYS_LLM_MODEL", "smollm2-135m-instruct")
+    assert ServingSettings().planner() == "router"  # the packaged model behind a server
+    monkeypatch.setenv("RECSYS_CHAT_PLANNER", "router")
+    monkeypatch.setenv("RECSYS_LLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
+    assert ServingSettings().planner() == "router"  # said outright
