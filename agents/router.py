@@ -32,6 +32,14 @@ from agents.replies import (
     list_reply,
     llm_opener,
 )
+from agents.router_filters import (
+    allowed,
+    as_refine,
+    filters_of,
+    price_sorted,
+    relaxations,
+    turn_only,
+)
 from agents.shopping_state import SessionState, update
 from agents.tools import ToolContext, brief
 from agents.understand import Understanding, parse_turn
@@ -92,7 +100,7 @@ class ChatRouter:
             self._catalog_ids = {str(i) for i in ctx.catalog.item_ids}
         with self.gate:
             before = SessionState.from_dict(self.memory.state(session_id))
-            understood = _as_refine(parse_turn(message, self.vocab, before))
+            understood = as_refine(parse_turn(message, self.vocab, before))
             prices = {i: _price(ctx, i) for i in before.last_list}
             state = update(before, understood, prices)
         turn = Turn(session_id, message)
@@ -172,7 +180,7 @@ class ChatRouter:
         if u.intent == "recommend":
             # "what do you suggest for me?": the shopper's taste, within what this turn says,
             # not inside the filters of the search before it
-            state = _turn_only(state, u)
+            state = turn_only(state, u)
         leaf = state.category.split(" > ")[-1].lower() if state.category else ""
         # words the catalog never uses match nothing ("shopping", "pair", "tips"): the query
         # keeps the catalog's words, or the category's name
@@ -183,11 +191,11 @@ class ChatRouter:
             anchor = _referenced(state, u.references[:1], ctx)
             if anchor:
                 words = str(anchor[0].get("title", words))
-        filters = _filters(state, exclude)
+        filters = filters_of(state, exclude)
         tool = "recommend_for_user" if u.intent == "recommend" else "search_products"
         queries = [words, *([leaf] if leaf and words != leaf else [])]
         found, relaxed = self._first_match(ctx, tool, queries, filters, state)
-        found = _sorted(ctx, found, state.sort)[: self.config.k]
+        found = price_sorted(ctx, found, state.sort)[: self.config.k]
         items = [brief(ctx.catalog, i) for i in found]
         what = f"'{words}'" if tool == "search_products" else "you"
         plan = Plan("direct", why, tool, {"query": words, **state.constraints()}, relaxed)
@@ -200,7 +208,7 @@ class ChatRouter:
         """The first non-empty answer: the exact filters with each query (the words, then the
         category alone), then fewer filters; and what had to be dropped."""
         assert ctx.engine is not None
-        for attempt in _relaxations(state):
+        for attempt in relaxations(state):
             for query in queries if tool == "search_products" else [""]:
                 try:
                     if tool == "recommend_for_user":
@@ -211,7 +219,7 @@ class ChatRouter:
                                                   self.config.pool, ctx.user_id)  # fmt: skip
                 except (CatalogError, ValueError):
                     found = []
-                found = _allowed(ctx, found, state)
+                found = allowed(ctx, found, state)
                 if found:
                     return found, [attempt.name] if attempt.name else []
         return [], []
@@ -293,88 +301,6 @@ class ChatRouter:
         turn.events.append(event)
         self.memory.add_trace(turn.session_id, {"message": turn.message, **event})
         return event
-
-
-@dataclass(frozen=True)
-class _Relaxation:
-    name: str  # what was dropped ("" for the first, exact, attempt)
-    drop_keys: tuple[str, ...] = ()  # attribute keys left out
-    drop_brand: bool = False
-
-    def __call__(self, filters: Filters) -> Filters:
-        from dataclasses import replace
-
-        kept = tuple((k, v) for k, v in filters.attributes if k not in self.drop_keys)
-        return replace(filters, attributes=kept, brands=() if self.drop_brand else filters.brands)
-
-
-def _relaxations(state: SessionState) -> list[_Relaxation]:
-    """The exact filters first; then, when nothing matches, fewer of them, the constraint the
-    shopper added last going first (the reply says what was dropped)."""
-    steps = [_Relaxation("")]
-    keys = list(state.attributes)
-    if keys:
-        steps.append(_Relaxation(f"the {keys[-1]} filter", (keys[-1],)))
-    if len(keys) > 1:
-        steps.append(_Relaxation("the attribute filters", tuple(keys)))
-    if state.brand:
-        steps.append(_Relaxation("the brand and attribute filters", tuple(keys), True))
-    return steps
-
-
-def _as_refine(u: Understanding) -> Understanding:
-    """"Do you have them in olive?" asks for a list, not about an item: a question that names
-    a catalog value and asks nothing about the items shown is a refinement."""
-    from dataclasses import replace
-
-    if u.intent == "item_question" and u.attributes and not u.asks:
-        return replace(u, intent="refine", references=[])
-    return u
-
-
-def _turn_only(state: SessionState, u: Understanding) -> SessionState:
-    """``state`` with only the constraints this turn stated itself."""
-    from dataclasses import replace
-
-    return replace(
-        state, category=u.category, brand=u.brand, attributes=dict(u.attributes),
-        price_min=u.price_min, price_max=u.price_max, keywords=list(u.keywords), sort=u.sort,
-    )  # fmt: skip
-
-
-def _filters(state: SessionState, exclude: set[str]) -> Filters:
-    return Filters(
-        price_min=state.price_min,
-        price_max=state.price_max,
-        categories=(state.category,) if state.category else (),
-        brands=(state.brand,) if state.brand else (),
-        in_stock=True if state.in_stock else None,
-        exclude_item_ids=tuple(sorted(exclude)),
-        attributes=tuple((k, tuple(v)) for k, v in sorted(state.attributes.items())),
-    )
-
-
-def _allowed(ctx: ToolContext, found: list[int], state: SessionState) -> list[int]:
-    """Drop what the shopper excluded ("no leather", "not Basicly")."""
-    if not state.exclude:
-        return found
-    out = []
-    for i in found:
-        facts = item_facts(ctx.catalog, i)
-        if any(str(facts.get(k, "")).lower() in {v.lower() for v in vals}
-               for k, vals in state.exclude.items()):  # fmt: skip
-            continue
-        out.append(i)
-    return out
-
-
-def _sorted(ctx: ToolContext, found: list[int], sort: str | None) -> list[int]:
-    if sort is None or ctx.catalog.price is None or not found:
-        return found
-    prices = np.asarray(ctx.catalog.price, dtype=float)[found]
-    prices = np.where(np.isfinite(prices), prices, np.inf if sort == "price_asc" else -np.inf)
-    order = np.argsort(prices if sort == "price_asc" else -prices, kind="stable")
-    return [found[int(o)] for o in order]
 
 
 def _referenced(
