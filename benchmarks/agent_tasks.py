@@ -67,6 +67,7 @@ from benchmarks.agent_dialogues import (  # noqa: E402
     make_dialogues,
     positions_for,
 )
+from recsys.artifacts import load_bundle  # noqa: E402
 from serving.chat.protocol import ChatRequest  # noqa: E402
 from serving.chat.service import ChatService  # noqa: E402
 from serving.engine_port import ServedEngine  # noqa: E402
@@ -328,12 +329,19 @@ def main(argv: list[str] | None = None, progress: bool = True) -> dict[str, Any]
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--transcript", type=Path, help="also write every turn here (JSON lines)")
+    parser.add_argument(
+        "--bundle", type=Path, help="an existing bundle (e.g. var/demo/bundle, the main job's) "
+        "instead of the cached synthetic shop",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     from serving.app import limit_compute_threads
 
     limit_compute_threads(args.threads)
-    bundle = shop(args.users, args.items, args.shop_seed, args.cache)
+    bundle = (
+        load_bundle(args.bundle) if args.bundle
+        else shop(args.users, args.items, args.shop_seed, args.cache)
+    )  # fmt: skip
     served = Served.build(bundle)
     limit_compute_threads(args.threads)  # the bundle may have loaded new pools
     truth = ShopTruth(bundle)
