@@ -194,7 +194,7 @@ class ChatRouter:
         filters = filters_of(state, exclude)
         tool = "recommend_for_user" if u.intent == "recommend" else "search_products"
         queries = [words, *([leaf] if leaf and words != leaf else [])]
-        found, relaxed = self._first_match(ctx, tool, queries, filters, state)
+        found, relaxed = self._first_match(ctx, tool, queries, filters, state, list(u.attributes))
         found = price_sorted(ctx, found, state.sort)[: self.config.k]
         items = [brief(ctx.catalog, i) for i in found]
         what = f"'{words}'" if tool == "search_products" else "you"
@@ -203,12 +203,12 @@ class ChatRouter:
 
     def _first_match(
         self, ctx: ToolContext, tool: str, queries: list[str], filters: Filters,
-        state: SessionState,
+        state: SessionState, asked: list[str],
     ) -> tuple[list[int], list[str]]:  # fmt: skip
         """The first non-empty answer: the exact filters with each query (the words, then the
         category alone), then fewer filters; and what had to be dropped."""
         assert ctx.engine is not None
-        for attempt in relaxations(state):
+        for attempt in relaxations(state, asked):
             for query in queries if tool == "search_products" else [""]:
                 try:
                     if tool == "recommend_for_user":

@@ -3,6 +3,7 @@ what the shopper excluded, and price order (helpers of :mod:`agents.router`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,14 +26,19 @@ class Relaxation:
         return replace(filters, attributes=kept, brands=() if self.drop_brand else filters.brands)
 
 
-def relaxations(state: SessionState) -> list[Relaxation]:
-    """The exact filters first; then, when nothing matches, fewer of them, the constraint the
-    shopper added last going first (the reply says what was dropped)."""
+def relaxations(state: SessionState, asked: Iterable[str] = ()) -> list[Relaxation]:
+    """The exact filters first; then, when nothing matches, fewer of them (the reply says what
+    was dropped). What this turn ``asked`` for is kept longest: "got any in black?" shows black
+    items without the earlier constraints rather than other colours."""
     steps = [Relaxation("")]
     keys = list(state.attributes)
-    if keys:
+    fresh = [k for k in keys if k in set(asked)]
+    older = [k for k in keys if k not in fresh]
+    if fresh and older:
+        steps.append(Relaxation(f"the earlier {', '.join(older)} filter", tuple(older)))
+    elif keys:
         steps.append(Relaxation(f"the {keys[-1]} filter", (keys[-1],)))
-    if len(keys) > 1:
+    if len(keys) > 1 or (fresh and older):
         steps.append(Relaxation("the attribute filters", tuple(keys)))
     if state.brand:
         steps.append(Relaxation("the brand and attribute filters", tuple(keys), True))
