@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,10 +212,10 @@ class ShoppingAgent:
         return value
 
     def _safe_text(self, text: str, ctx: ToolContext) -> str:
-        return safe_text(text, {str(i) for i in ctx.catalog.item_ids}, set(ctx.shown))
+        return safe_text(text, ctx.catalog.index, set(ctx.shown))
 
 
-def safe_text(text: str, catalog_ids: set[str], allowed: set[str]) -> str:
+def safe_text(text: str, catalog_ids: Container[str], allowed: set[str]) -> str:
     """``text`` with catalog ids that no tool returned (not in ``allowed``) cut out and no
     stretch of the system prompt in it."""
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.llm import LLMClient, LLMError, LLMTimeout
+from recsys.decision.filters import price_phrase
 
 OPENER_SYSTEM = (
     "You open a shop assistant's reply with one short, friendly sentence. No prices, no "
@@ -42,14 +43,8 @@ def describe_filters(constraints: Mapping[str, Any]) -> str:
         parts.append(" or ".join(str(v) for v in values))
     if constraints.get("brand"):
         parts.append(str(constraints["brand"]))
-    lo, hi = constraints.get("price_min"), constraints.get("price_max")
-    if lo is not None and hi is not None:
-        parts.append(f"priced {money(lo)} to {money(hi)}")
-    elif hi is not None:
-        parts.append(f"under {money(hi)}")
-    elif lo is not None:
-        parts.append(f"from {money(lo)}")
-    return ", ".join(parts)
+    price = price_phrase(constraints.get("price_min"), constraints.get("price_max"))
+    return ", ".join([*parts, *([price] if price else [])])
 
 
 def item_lines(items: Sequence[Mapping[str, Any]], limit: int = 5) -> str:

@@ -13,7 +13,7 @@ the path each turn took and why.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -87,7 +87,6 @@ class ChatRouter:
         self.config = config or RouterConfig()
         self.llm = llm
         self.agent = agent
-        self._catalog_ids: set[str] = set()  # what safe_text cuts unless a tool returned it
         # The turn's CPU work (parse, tools) takes this, so that many chats at once run it a
         # few at a time rather than all contending for the GIL with the event loop (20 chats
         # without it: /healthz p99 454 ms); waiting for the model does not hold it.
@@ -96,8 +95,6 @@ class ChatRouter:
     def run(self, session_id: str, message: str, ctx: ToolContext) -> Iterator[dict[str, Any]]:
         """The turn's events (``step``, ``message``, ``done``); state and trace are stored."""
         started = time.monotonic()
-        if not self._catalog_ids:
-            self._catalog_ids = {str(i) for i in ctx.catalog.item_ids}
         with self.gate:
             before = SessionState.from_dict(self.memory.state(session_id))
             understood = as_refine(parse_turn(message, self.vocab, before))
@@ -127,7 +124,7 @@ class ChatRouter:
         left = self.config.deadline_s - (time.monotonic() - started) - 0.1
         turn.answer = self._reply(draft, turn, understood.intent, left)
         turn.items = items
-        yield from self._finish(turn, state, started, plan.path)
+        yield from self._finish(turn, state, started, plan.path, ctx)
 
     def _agent_turn(
         self, session_id: str, message: str, ctx: ToolContext, state: SessionState,
@@ -283,9 +280,9 @@ class ChatRouter:
         return f"{opener}\n{draft}"
 
     def _finish(
-        self, turn: Turn, state: SessionState, started: float, path: str
+        self, turn: Turn, state: SessionState, started: float, path: str, ctx: ToolContext
     ) -> Iterator[dict[str, Any]]:
-        text = safe_text(turn.answer, self._catalog_ids, set(state.shown))
+        text = safe_text(turn.answer, ctx.catalog.index, set(state.shown))
         notes = [NO_LLM] if "llm_unavailable" in turn.degraded else []
         yield self._emit(turn, "message", {"text": text, "items": turn.items,
                                            "degraded": turn.degraded, "notes": notes})  # fmt: skip
@@ -340,12 +337,3 @@ def _examples(vocab: CatalogVocabulary) -> list[str]:
     leaves = vocab.leaves[:3]
     found = [f"'{leaf.split(' > ')[-1].lower()} under 50'" for leaf in leaves]
     return found or ["'a gift under 50'"]
-
-
-def describe_route(events: list[Mapping[str, Any]]) -> str:
-    """The path a stored turn took ('direct', 'agent' or 'fallback'), from its events."""
-    for e in events:
-        path = e.get("data", {}).get("path")
-        if path:
-            return str(path)
-    return "unknown"

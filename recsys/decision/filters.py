@@ -133,3 +133,15 @@ def removal_reasons(
             )
             remove(fail & (shown == value), reason)
     return reasons
+
+
+def price_phrase(low: float | None, high: float | None) -> str | None:
+    """How a price range reads to a shopper ("priced 20 to 50", "priced up to 50", "priced 20
+    or more"); None without bounds. Reasons and chat replies both say it this way."""
+    if low is not None and high is not None:
+        return f"priced {low:g} to {high:g}"
+    if high is not None:
+        return f"priced up to {high:g}"
+    if low is not None:
+        return f"priced {low:g} or more"
+    return None

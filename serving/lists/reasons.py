@@ -18,6 +18,7 @@ import numpy as np
 from models.covisit import CovisitModel
 from recsys.catalog import Catalog
 from recsys.decision import DecisionRequest, Filters
+from recsys.decision.filters import price_phrase
 from recsys.retrieval.merge import CandidateBatch
 
 if TYPE_CHECKING:
@@ -90,13 +91,9 @@ class Evidence:
                 said.append(f"'{value}'")
         if self.filters.brands and self.catalog.brand is not None:
             said.append(f"'{self.catalog.brand[item]}'")
-        low, high = self.filters.price_min, self.filters.price_max
-        if low is not None and high is not None:
-            said.append(f"priced {low:g} to {high:g}")
-        elif high is not None:
-            said.append(f"priced up to {high:g}")
-        elif low is not None:
-            said.append(f"priced {low:g} or more")
+        price = price_phrase(self.filters.price_min, self.filters.price_max)
+        if price is not None:
+            said.append(price)
         if not said:
             return None
         return ("matches " if said[0].startswith("'") else "") + ", ".join(said)
