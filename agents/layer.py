@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-from agents.llm import LLMClient, LLMError, LLMSettings, LLMTimeout
+from agents.llm import LLMClient, LLMError, LLMSettings, LLMTimeout, Observer, get_llm_settings
 from agents.port import CatalogPort
 from agents.rerank import LLMReranker, RerankConfig
 from agents.rewrite import QueryRewriter, Rewrite, RewriteConfig
@@ -35,27 +35,48 @@ class LLMLayer:
         self, settings: LLMSettings | None = None, client: LLMClient | None = None
     ) -> None:
         self.settings = settings
-        self._client = client
-        self._failure: str | None = None
+        self._client = client  # given: every purpose uses it (tests, notebooks)
+        self._clients: dict[tuple[Any, ...], LLMClient] = {}
+        self._failures: dict[tuple[Any, ...], str] = {}
         self._lock = threading.Lock()
         self._rewriters: dict[str, QueryRewriter] = {}
         self._rerankers: dict[str, LLMReranker] = {}
+        self.observer: Observer | None = None  # the server's metrics, set before first use
         self.rerank_config = RerankConfig()
         self.rewrite_config = RewriteConfig()
         self.compare_timeout_s = 20.0  # four claims take SmolLM2-135M ~5-10 s on 2 cores
 
-    def client(self) -> LLMClient:
-        """The client; :class:`LLMError` when it cannot be built (remembered, not retried)."""
-        with self._lock:
-            if self._client is None:
-                if self._failure is not None:
-                    raise LLMError(self._failure)
-                try:
-                    self._client = LLMClient.from_settings(self.settings)
-                except Exception as exc:  # any load failure: the API answers without the LLM
-                    self._failure = f"the LLM could not be loaded: {exc}"
-                    raise LLMError(self._failure) from exc
+    def client(self, purpose: str = "agent") -> LLMClient:
+        """The client ``purpose`` is routed to (``RECSYS_LLM_ROUTES``; purposes routed alike
+        share one); :class:`LLMError` when it cannot be built (remembered, not retried)."""
+        if self._client is not None:
             return self._client
+        base = self.settings or get_llm_settings()
+        settings = base.for_purpose(purpose)
+        key = settings.backend_key()
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                if key in self._failures:
+                    raise LLMError(self._failures[key])
+                try:
+                    found = LLMClient.from_settings(settings)
+                except Exception as exc:  # any load failure: the API answers without the LLM
+                    self._failures[key] = f"the LLM for {purpose} could not be loaded: {exc}"
+                    raise LLMError(self._failures[key]) from exc
+                found.observer = self.observer
+                self._clients[key] = found
+            return found
+
+    def observe(self, observer: Observer) -> None:
+        """Report every call of every client, built or to be built, to ``observer``."""
+        self.observer = observer
+        for client in self.loaded():
+            client.observer = observer
+
+    def loaded(self) -> list[LLMClient]:
+        """The clients built so far (for usage reports)."""
+        return [self._client] if self._client is not None else list(self._clients.values())
 
     def rewriter(self, engine: CatalogPort) -> QueryRewriter:
         """The query rewriter over ``engine``'s catalog and search vocabulary."""
@@ -63,7 +84,7 @@ class LLMLayer:
         rewriter = self._rewriters.get(version)
         if rewriter is None:
             rewriter = QueryRewriter(
-                self.client(),
+                self.client("rewrite"),
                 engine.catalog,
                 engine.in_vocabulary,
                 self.rewrite_config,
@@ -79,7 +100,7 @@ class LLMLayer:
         version = engine.version
         reranker = self._rerankers.get(version)
         if reranker is None:
-            reranker = LLMReranker(self.client(), engine.catalog, self.rerank_config)
+            reranker = LLMReranker(self.client("rerank"), engine.catalog, self.rerank_config)
             self._rerankers = {version: reranker}
         return reranker
 

@@ -30,11 +30,13 @@ spacing), never waiting for answers (see ``benchmarks/loadgen.py``); latency is 
 each request's scheduled send time, over 2xx answers. Once a rate's p99 exceeds 2 s or more
 than 20% of its requests fail, the endpoint's higher rates are recorded as skipped. Per rate:
 offered_rps, achieved_rps (2xx answers/s), sent, ok, errors (status or failure -> count),
-p50/p95/p99/max_ms, client_cpu_s (this process's CPU seconds in the window) and, for a server
-started here, server_cpu_s, host_cpu_percent and other_cpu_s (CPU that other jobs on the
-machine took meanwhile: the client and server share the cores with them). Prints one JSON
-document and writes benchmarks/results/NAME.json and NAME.png (``--name``, default "load"):
-p50/p99 and achieved rate versus offered rate, one line per endpoint.
+p50/p95/p99/max_ms, client_cpu_s (this process's CPU seconds in the window), stages_ms,
+sources_ms and app_ms (mean milliseconds per request of each pipeline stage, candidate source
+and the whole request inside the app, from every worker's /metrics) and, for a server started
+here, server_cpu_s, server_cpu_ms_per_request, host_cpu_percent and other_cpu_s (CPU that
+other jobs on the machine took meanwhile: the client and server share the cores with them).
+Prints one JSON document and writes benchmarks/results/NAME.json and NAME.png (``--name``,
+default "load"): p50/p99 and achieved rate versus offered rate, one line per endpoint.
 
 The server inherits this process's environment plus ``--server-env``: numpy's OpenBLAS spins
 one thread per core in every worker unless ``OPENBLAS_NUM_THREADS`` is set, which on 2 shared
@@ -68,6 +70,7 @@ from benchmarks.loadgen import (  # noqa: E402
     fetch,
     open_connections,
 )
+from benchmarks.server_stages import breakdown, scrape  # noqa: E402
 
 ENDPOINTS = {"recommend": "/v1/recommend", "search": "/v1/search"}
 SOURCES = ("popular", "covisit", "als", "attributes")
@@ -151,8 +154,12 @@ async def bench_endpoint(
     else:
         conns = await open_connections(host, port, args.connections)
     client = await LoadClient.start(host, port, args.timeout, conns)
+    # one more connection per worker, outside the load, to read each worker's stage metrics
     if server is not None:
         out["connections_per_worker"] = server.connections_per_worker(conns)
+        probes = await server.open_balanced(server.workers)
+    else:
+        probes = await open_connections(host, port, 1)  # one worker's view, with --url
     stopped: str | None = None
     try:
         for i, rate in enumerate(args.rates):
@@ -163,9 +170,16 @@ async def bench_endpoint(
                 await client.run(rate, args.warmup, payloads, args.arrival, seed=10_000 + i)
             cpu0 = server.cpu_seconds() if server else 0.0
             busy0 = host_busy_seconds()
+            stages0 = await scrape(probes, host, port) if probes else {}
             run = await client.run(rate, args.duration, payloads, args.arrival, seed=i)
+            if probes:
+                run.update(breakdown(stages0, await scrape(probes, host, port), path))
             if server is not None:
                 run["server_cpu_s"] = round(server.cpu_seconds() - cpu0, 2)
+                # every worker's CPU (parsing, event loop, GC included) over the 2xx answers
+                run["server_cpu_ms_per_request"] = (
+                    round(1000.0 * run["server_cpu_s"] / run["ok"], 3) if run["ok"] else None
+                )
                 busy = host_busy_seconds() - busy0  # all cores, every process
                 run["host_cpu_percent"] = round(100 * busy / run["elapsed_s"] / CPUS, 1)
                 other = busy - run["server_cpu_s"] - run["client_cpu_s"]
@@ -175,13 +189,16 @@ async def bench_endpoint(
                 f"{path} {rate:>6g} rps: achieved {run['achieved_rps']}, p50 {run['p50_ms']} "
                 f"p99 {run['p99_ms']} max {run['max_ms']} ms, errors {run['errors']}, "
                 f"cpu s: client {run['client_cpu_s']} server {run.get('server_cpu_s')} "
-                f"others {run.get('other_cpu_s')}"
+                f"others {run.get('other_cpu_s')}, server cpu/request "
+                f"{run.get('server_cpu_ms_per_request')} ms, stages {run.get('stages_ms')}"
             )
             p99 = run["p99_ms"]
             if p99 is None or p99 > MAX_P99_MS or run["error_rate"] > MAX_ERROR_RATE:
                 stopped = f"stopped after {rate:g} rps: p99 {p99} ms, errors {run['error_rate']}"
     finally:
         await client.close()
+        for conn in probes:
+            conn.close()
     return out
 
 
@@ -280,6 +297,13 @@ def parse_args() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment for the server, e.g. OPENBLAS_NUM_THREADS=1 (repeatable)",
     )
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=ROOT,
+        help="source tree the server runs from, e.g. a `git archive` of the previous commit "
+        "for a before/after comparison on the same bundle",
+    )
     args = parser.parse_args()
     args.endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
     unknown = sorted(set(args.endpoints) - set(ENDPOINTS))
@@ -327,6 +351,7 @@ def main() -> None:
                 **args.env,
             },
             "cpu_count": os.cpu_count(),
+            "server_root": str(args.server_root),
             "bundle": str(args.bundle),
             "bundle_version": manifest.get("version"),
             "dataset_counts": manifest.get("dataset", {}).get("counts"),
@@ -335,7 +360,9 @@ def main() -> None:
         "build": build and {**build, "built_this_run": built_now},
     }
     tmp = tempfile.TemporaryDirectory(prefix="recsys-load-")
-    server = None if args.url else Server(args.bundle, args.workers, Path(tmp.name), args.env)
+    server = None
+    if not args.url:
+        server = Server(args.bundle, args.workers, Path(tmp.name), args.env, args.server_root)
     try:
         import uvloop
 

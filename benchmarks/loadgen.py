@@ -292,7 +292,12 @@ class Server:
     """``uvicorn --factory serving.app:create_app`` in its own process group."""
 
     def __init__(
-        self, bundle: Path, workers: int, tmp: Path, extra_env: dict[str, str] | None = None
+        self,
+        bundle: Path,
+        workers: int,
+        tmp: Path,
+        extra_env: dict[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -305,6 +310,8 @@ class Server:
             "RECSYS_EVENTS_PATH": str(tmp / "events.sqlite"),
             **(extra_env or {}),
         }
+        if root != ROOT:  # that tree's packages before the installed (editable) ones
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         cmd = [
             sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
@@ -312,7 +319,7 @@ class Server:
         ]  # fmt: skip
         self.log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
+            cmd, cwd=root, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         self.process = psutil.Process(self.proc.pid)

@@ -1,12 +1,15 @@
-"""Full-pipeline quality: every source, the merged list, and each ranker over it, per dataset.
+"""Full-pipeline quality over seeds: every source, the merged list, each ranker, the chosen order.
 
-    python benchmarks/ranking.py [--datasets amazon-beauty amazon-industrial synthetic-shop]
+    python benchmarks/ranking.py [--datasets amazon-industrial ml-100k synthetic-shop]
+                                 [--seeds 0 1 2] [--diagnose]
 
-Starts from the retrieval bundles that benchmarks/retrieval.py left in var/bench/bundles/
-(trains a retrieval-only bundle where one is missing), attaches the rankers (`recsys train
---rank-only`: Feast features materialized, LightGBM and DLRM trained on the validation targets'
-candidates, exported to ONNX), then evaluates on the test targets. Prints one JSON document and
-writes benchmarks/results/ranking.json and .md.
+For each dataset and seed: a retrieval-only bundle (trained with that seed where
+``<bundles>/<dataset>-s<seed>`` has none), rankers attached (`recsys train --rank-only`: trained
+on part of the validation users, the served order chosen on the others against the merged
+fusion), then everything evaluated on the test targets. Reports mean ± std over the seeds and
+the validation figures the order was chosen on; nothing here is chosen on test. ``--diagnose``
+adds, per seed, the held-out validation users seen with their validation and their test target
+(recsys.ranking.diagnose). Writes benchmarks/results/ranking.json and .md.
 """
 
 from __future__ import annotations
@@ -18,78 +21,125 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import REAL  # noqa: E402
 from benchmarks.retrieval import TUNED, load  # noqa: E402
-from recsys.artifacts import (  # noqa: E402
-    TrainConfig,
-    attach_ranking,
-    load_bundle,
-    train_bundle,
-)
+from recsys.artifacts import Bundle, TrainConfig, attach_ranking, load_bundle, train_bundle  # noqa: E402
+from recsys.data.contract import Dataset  # noqa: E402
 from recsys.evaluation.retrieval import evaluate_bundle  # noqa: E402
 from recsys.ranking.train import RankerTrainConfig  # noqa: E402
 
-KEYS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
+KEYS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "candidate_recall@500")
 NAMES = ("amazon-beauty", "amazon-industrial", "synthetic-shop", "ml-100k")
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | list | " + " | ".join(KEYS) + " |", "|---" * (len(KEYS) + 2) + "|"]
-    for r in rows:
-        vals = " | ".join(f"{r[k]:.4f}" for k in KEYS)
-        lines.append(f"| {r['dataset']} | {r['list']} | {vals} |")
+def lists_of(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    out = {name: m for name, m in result["sources"].items()}
+    out["merged (RRF)"] = result["merged"]
+    for name, m in result.get("pipeline", {}).items():
+        out["chosen default" if name == "default" else f"pipeline: {name}"] = m
+    return out
+
+
+def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    """list -> metric -> [mean, std] over seeds (a list missing in a seed is left out)."""
+    names = [n for n in per_seed[0] if all(n in s for s in per_seed)]
+    return {
+        n: {
+            k: [float(np.mean(v)), float(np.std(v))]
+            for k in KEYS
+            if all(k in s[n] for s in per_seed)
+            for v in [[s[n][k] for s in per_seed]]
+        }
+        for n in names
+    }
+
+
+def markdown(table: dict[str, dict[str, dict[str, list[float]]]], seeds: list[int]) -> str:
+    head = f"| dataset | list (test, mean ± std of seeds {seeds}) | " + " | ".join(KEYS) + " |"
+    lines = [head, "|---" * (len(KEYS) + 2) + "|"]
+    for ds, rows in table.items():
+        for name, m in rows.items():
+            vals = " | ".join(f"{m[k][0]:.4f} ± {m[k][1]:.4f}" if k in m else "" for k in KEYS)
+            lines.append(f"| {ds} | {name} | {vals} |")
     return "\n".join(lines) + "\n"
+
+
+def bundle_for(name: str, ds: Dataset, seed: int, root: Path) -> Path:
+    path = root / f"{name}-s{seed}"
+    if not (path / "manifest.json").is_file():
+        config = TrainConfig(seed=seed, overrides=TUNED.get(name, ()), ranking=None)
+        train_bundle(ds, path, config, progress=True)
+    return path
+
+
+def diagnose(ds: Dataset, bundle: Bundle, config: RankerTrainConfig) -> dict[str, Any]:
+    from recsys.data.sequences import encode
+    from recsys.data.split import leave_one_out
+    from recsys.ranking.diagnose import valid_vs_test
+    from recsys.ranking.train import split_users
+
+    assert bundle.ranking is not None
+    split = leave_one_out(encode(ds))
+    _, held_out = split_users(split.valid, config.select_share, config.seed)
+    ranking = bundle.ranking
+    spec = next(iter(ranking.rankers.values())).spec
+    scorers = {n: r.score for n, r in ranking.rankers.items()}
+    return valid_vs_test(bundle.retriever, split, held_out, ranking.features, spec, scorers)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(NAMES[:3]), choices=NAMES)
+    parser.add_argument("--datasets", nargs="+", default=list(NAMES[1:]), choices=NAMES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--synth-users", type=int, default=10_000)
     parser.add_argument("--synth-items", type=int, default=2_000)
-    parser.add_argument("--rankers", nargs="+", default=["lightgbm", "dlrm"])
+    parser.add_argument("--rankers", nargs="+", default=["lightgbm"])
+    parser.add_argument("--bundles", type=Path, default=ROOT / "var" / "bench" / "ranking")
+    parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    detail: dict[str, Any] = {}
     for name in args.datasets:
         if name in REAL and not REAL[name][1].exists():
             print(f"skip {name}: {REAL[name][1]} not found", file=sys.stderr)
             continue
         ds = load(name, args)
-        path = ROOT / "var" / "bench" / "bundles" / name
-        if not (path / "manifest.json").is_file():
-            config = TrainConfig(overrides=TUNED.get(name, ()), ranking=None)
-            train_bundle(ds, path, config, progress=True)
-        started = time.perf_counter()
-        attach_ranking(ds, path, RankerTrainConfig(rankers=tuple(args.rankers)), progress=True)
-        attach_seconds = time.perf_counter() - started
-        bundle = load_bundle(path)
-        result = evaluate_bundle(ds, bundle, progress=True)
-        for source, metrics in result["sources"].items():
-            rows.append({"dataset": name, "list": source, **metrics})
-        rows.append({"dataset": name, "list": "merged (RRF)", **result["merged"]})
-        for ranker, metrics in result["pipeline"].items():
-            rows.append({"dataset": name, "list": f"pipeline: {ranker}", **metrics})
-        best_source = max(result["sources"].items(), key=lambda kv: kv[1]["ndcg@10"])
-        ranking = bundle.manifest["ranking"]
-        summary[name] = {
-            "best_source": best_source[0],
-            "best_source_ndcg@10": best_source[1]["ndcg@10"],
-            "pipeline_ndcg@10": {r: m["ndcg@10"] for r, m in result["pipeline"].items()},
-            "default_ranker": ranking["default"],
-            "onnx_max_abs_diff": {r: v["onnx_max_abs_diff"] for r, v in ranking["rankers"].items()},
-            "ranker_fit_seconds": {r: v["fit_seconds"] for r, v in ranking["rankers"].items()},
-            "training_rows": ranking["rows"],
-            "attach_seconds": round(attach_seconds, 1),
-        }
-        print(f"{name}: {json.dumps(summary[name])}", file=sys.stderr)
+        per_seed, seeds_detail = [], []
+        for seed in args.seeds:
+            path = bundle_for(name, ds, seed, args.bundles)
+            config = RankerTrainConfig(rankers=tuple(args.rankers), seed=seed)
+            started = time.perf_counter()
+            attach_ranking(ds, path, config, progress=True)
+            attach_seconds = round(time.perf_counter() - started, 1)
+            bundle = load_bundle(path)
+            result = evaluate_bundle(ds, bundle, progress=True)
+            per_seed.append(lists_of(result))
+            section = bundle.manifest["ranking"]
+            entry = {
+                "seed": seed,
+                "chosen": section["order"]["chosen"],
+                "validation": section["order"]["validation_ndcg@10"],
+                "validation_users": section["order"]["validation_users"],
+                "training_rows": section["rows"],
+                "attach_seconds": attach_seconds,
+                "test_ndcg@10": {n: m["ndcg@10"] for n, m in per_seed[-1].items()},
+            }
+            if args.diagnose:
+                entry["diagnosis"] = diagnose(ds, bundle, config)
+            seeds_detail.append(entry)
+            print(f"{name} seed {seed}: {json.dumps(entry)}", file=sys.stderr, flush=True)
+        table[name] = aggregate(per_seed)
+        detail[name] = seeds_detail
     args.out.mkdir(parents=True, exist_ok=True)
-    doc = {"summary": summary, "rows": rows}
+    doc = {"seeds": args.seeds, "test": table, "per_seed": detail}
     (args.out / "ranking.json").write_text(json.dumps(doc, indent=2))
-    (args.out / "ranking.md").write_text(markdown(rows))
+    (args.out / "ranking.md").write_text(markdown(table, args.seeds))
     print(json.dumps(doc, indent=2))
 
 

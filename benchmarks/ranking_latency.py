@@ -1,7 +1,8 @@
-"""Ranking latency: ONNX Runtime vs native predict on the same 500 rows, and one request end
-to end (history, retrieval, features, ranking), on the synthetic shop.
+"""Ranking latency: native LightGBM, ONNX Runtime and compiled trees (lleaves) on the same 500
+rows, and one request end to end (history, retrieval, features, ranking), on the synthetic shop.
 
     python benchmarks/ranking_latency.py [--users 20000 --items 4000 --requests 300]
+    python benchmarks/ranking_latency.py --bundle var/bench/load/bundle  # any trained bundle
 
 Trains a bundle (every source, both rankers) into var/bench/latency unless one is there. Each
 timing is the median and p99 of repeated single calls on one thread, the way a request runs;
@@ -16,6 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.threads import pin_compute_threads  # noqa: E402
 from recsys.artifacts import TrainConfig, load_bundle, train_bundle  # noqa: E402
 from recsys.data.synth import generate  # noqa: E402
 from recsys.pipelines import ranker_name, recommend_pipeline  # noqa: E402
@@ -47,21 +50,47 @@ def timed(fn: Callable[[Any], object], inputs: list[Any], reps: int) -> dict[str
             "p99_ms": round(float(np.percentile(arr, 99)), 4)}  # fmt: skip
 
 
-def runtime_only(ranker: Any, frames: list[Any], reps: int) -> dict[str, Any]:
-    """The two tree runtimes alone, on the same prepared (N, D) float32 matrices: the column
-    preparation both paths share is left out, so the ratio is the runtimes' own."""
+def tree_runtimes(bundle_path: Path, name: str, entry: dict[str, Any], model: Any) -> dict:
+    """ONNX Runtime and compiled trees for one tree ranker, opened side by side whatever
+    RECSYS_RANKER_RUNTIME says; a bundle written before compiled trees gets its model text
+    exported into var/ here."""
+    from models.compiled_trees import CompiledTrees
+    from models.onnx_runtime import OnnxSession
+
+    runtimes: dict[str, Any] = {"onnx": OnnxSession(bundle_path / entry["onnx"])}
+    trees = bundle_path / entry["trees"] if "trees" in entry else None
+    if trees is None:
+        trees = model.export_trees(ROOT / "var" / "bench" / "compiled" / f"{name}.txt")
+    runtimes["lleaves"] = CompiledTrees(trees, trees.parent / "compiled")
+    return runtimes
+
+
+def runtime_only(model: Any, runtimes: dict[str, Any], frames: list[Any], reps: int) -> dict:
+    """The tree runtimes alone, on the same prepared (N, D) float32 matrices: the column
+    preparation every path shares is left out, so the ratios are the runtimes' own."""
     from models.lgbm_ranker import _columns
 
     matrices = [_columns(f)[0] for f in frames]
-    booster, session = ranker.model.booster_, ranker.session
+    booster = model.booster_
+    native_scores = [booster.predict(x, num_threads=1) for x in matrices]
+    out: dict[str, Any] = {"trees": booster.num_trees(), "rows": int(matrices[0].shape[0])}
     native = timed(lambda x: booster.predict(x, num_threads=1), matrices, reps)
-    onnx = timed(lambda x: session.run({"input": x}), matrices, reps)
-    return {
-        "trees": booster.num_trees(),
-        "native_median_ms": native["median_ms"],
-        "onnx_median_ms": onnx["median_ms"],
-        "speedup_median": round(native["median_ms"] / onnx["median_ms"], 2),
-    }
+    out["native_median_ms"] = native["median_ms"]
+    for label, session in runtimes.items():
+        got = timed(partial(lambda s, x: s.run({"input": x}), session), matrices, reps)
+        diff = max(
+            float(np.abs(session.run({"input": x}) - ref).max())
+            for x, ref in zip(matrices, native_scores, strict=True)
+        )
+        out[f"{label}_median_ms"] = got["median_ms"]
+        out[f"{label}_p99_ms"] = got["p99_ms"]
+        out[f"{label}_speedup_vs_native"] = round(native["median_ms"] / got["median_ms"], 2)
+        out[f"{label}_max_abs_diff"] = diff
+    if "lleaves" in runtimes and "onnx" in runtimes:
+        out["lleaves_speedup_vs_onnx"] = round(
+            out["onnx_median_ms"] / out["lleaves_median_ms"], 2
+        )
+    return out
 
 
 def main() -> None:
@@ -72,11 +101,13 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=ROOT / "var" / "bench" / "latency")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    pin_compute_threads(1)  # as a serving worker runs: one request, one thread
     if not (args.bundle / "manifest.json").is_file():
         ds = generate(users=args.users, items=args.items, seed=0)
         sources = ("popular", "covisit", "als", "attributes")  # the fast sources
         train_bundle(ds, args.bundle, TrainConfig(sources=sources), progress=True)
     bundle = load_bundle(args.bundle)
+    pin_compute_threads(1)  # the bundle loaded faiss's and scipy's pools
     assert bundle.ranking is not None
     rng = np.random.default_rng(0)
     users = rng.choice(bundle.user_ids, args.requests)
@@ -93,16 +124,29 @@ def main() -> None:
         requests.append((merged, history, str(user)))
     frames = [build_frame(spec, m, h, [u], features) for m, h, u in requests]
     out["rows"] = int(np.median([f.n_rows for f in frames]))
+    section = bundle.manifest["ranking"]["rankers"]
     for name, ranker in bundle.ranking.rankers.items():
+        # the whole scoring call a request makes (column preparation + runtime), per runtime
+        runtimes = {"served": ranker.session}
+        if hasattr(ranker.model, "export_trees"):
+            runtimes.update(tree_runtimes(bundle.path, name, section[name], ranker.model))
         native = timed(ranker.model.predict, frames, args.requests)
-        onnx = timed(ranker.score, frames, args.requests)
-        diff = max(float(np.abs(ranker.score(f) - ranker.model.predict(f)).max()) for f in frames)
         out[f"{name}_native"] = native
-        out[f"{name}_onnx"] = {**onnx, "providers": ranker.session.providers}
-        out[f"{name}_speedup_median"] = round(native["median_ms"] / onnx["median_ms"], 2)
-        out[f"{name}_max_abs_diff"] = diff
-        if name == "lightgbm":
-            out["lightgbm_runtime_only"] = runtime_only(ranker, frames, args.requests)
+        for label, session in runtimes.items():
+            ranker.session = session
+            got = timed(ranker.score, frames, args.requests)
+            diff = max(float(np.abs(ranker.score(f) - ranker.model.predict(f)).max())
+                       for f in frames)  # fmt: skip
+            out[f"{name}_{label}"] = {**got, "providers": session.providers,
+                                      "speedup_vs_native": round(native["median_ms"]
+                                                                 / got["median_ms"], 2),
+                                      "max_abs_diff": diff}  # fmt: skip
+        ranker.session = runtimes["served"]
+        if hasattr(ranker.model, "export_trees"):
+            tree_sessions = {k: v for k, v in runtimes.items() if k != "served"}
+            out[f"{name}_runtime_only"] = runtime_only(
+                ranker.model, tree_sessions, frames, args.requests
+            )
 
     # features for one request: the stored item and user rows plus the request-time ones
     out["build_frame"] = timed(

@@ -1,13 +1,14 @@
-"""LLM reranking: NDCG of the ranker's top N with and without the blended LLM order.
+"""LLM rerank: NDCG@10 of the bundle's order, the blend with the validation-chosen weight, and the
+LLM alone, on test users; scoring and reasons latency; tokens per call.
 
-    python benchmarks/rerank_llm.py [--datasets synthetic-shop amazon-industrial --users 30]
+    python benchmarks/rerank_llm.py [--datasets synthetic-shop amazon-industrial --users 200]
 
-For users whose held-out target is in the ranker's top ``--top-n`` (the only users a reorder
-of the top can change), the LLM reranks those candidates. The blend weight ``w`` of
-``final = z(ranker) + w * llm`` is chosen on validation targets (w = 0, the ranker alone, is a
-candidate) and NDCG@top-n is reported on test targets for the ranker alone and the blend, with
-the LLM's latency and tokens. Uses the bundles benchmarks/ranking.py left in
-var/bench/bundles/. Prints JSON and writes benchmarks/results/rerank_llm.json.
+For users whose held-out target is in the bundle's top ``--top-n`` (the only users a reorder of
+the top can change), the LLM scores those candidates in one pass (agents.rerank). The weight of
+``final = order + w * z(llm)`` is chosen on validation targets (w = 0, the order unchanged, is
+a candidate), exactly as ``recsys tune-llm`` does, and applied to test targets. Bundles are
+trained with the default config into var/bench/llm/ when missing. Prints JSON and writes
+benchmarks/results/rerank_llm.json and a plot.
 """
 
 from __future__ import annotations
@@ -20,108 +21,112 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.llm import LLMClient, LLMError, LLMSettings  # noqa: E402
-from agents.rerank import LLMReranker, RerankConfig, blend, choose_weight  # noqa: E402
+from agents.rerank import LLMReranker, RerankConfig, choose_weight  # noqa: E402
+from agents.tune import (  # noqa: E402
+    TuneConfig,
+    context_of,
+    evaluate_weight,
+    ndcg_at,
+    scored_groups,
+)
 from benchmarks.retrieval import load  # noqa: E402
-from recsys.artifacts import load_bundle  # noqa: E402
-from recsys.catalog import Catalog, catalog_frame  # noqa: E402
+from models.threads import pin_compute_threads  # noqa: E402
+from recsys.artifacts import TrainConfig, load_bundle, train_bundle  # noqa: E402
 from recsys.data.sequences import encode  # noqa: E402
-from recsys.data.split import EvalSet, leave_one_out  # noqa: E402
+from recsys.data.split import leave_one_out  # noqa: E402
 
 
-def ndcg(order: np.ndarray, labels: np.ndarray) -> float:
-    hit = np.flatnonzero(labels[order] > 0)
-    return float(1.0 / np.log2(hit[0] + 2)) if len(hit) else 0.0
-
-
-def groups(bundle: Any, ev: EvalSet, reranker: LLMReranker, n: int, top: int, seed: int,
-           name: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
-    """(ranker scores, LLM positions, labels) of the top ``top`` for up to ``n`` users whose
-    target the ranker put there."""
-    ranking = bundle.ranking
-    ranker = ranking.rankers[ranking.default]
-    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    rng = np.random.default_rng(seed)
-    bar = tqdm(total=n, desc=name)
-    for row in rng.permutation(len(ev)):
-        if len(out) >= n:
-            break
+def reasons_latency(bundle: Any, reranker: LLMReranker, ev: Any, n: int, k: int) -> dict[str, Any]:
+    """Reasons for ``k`` shown items, for ``n`` test users: seconds per call and failures."""
+    seconds, failed = [], 0
+    for row in range(min(n, len(ev))):
         hist = ev.history.select(np.array([row]))
         batch, _ = bundle.retriever.retrieve(hist)
-        user = str(bundle.user_ids[ev.users[row]])
-        ranked = ranker.rank(batch, hist, [user], ranking.features)
-        ids, scores = ranked.ids[0][:top], ranked.scores[0][:top]
-        labels = (ids == ev.targets[row]).astype(np.float64)
-        if labels.sum() == 0 or (ids < 0).any():
-            continue
-        titles = [str(bundle.items.row(int(i)).get("title") or "") for i in hist.items[-5:]]
+        shown = [int(i) for i in batch.ids[0][:k] if i >= 0]
+        started = time.perf_counter()
         try:
-            res = reranker.rerank(ids, scores, "recently looked at: " + "; ".join(titles))
+            reranker.reasons(shown, context_of(bundle, hist.items))
+            seconds.append(time.perf_counter() - started)
         except LLMError:
-            continue  # counted by the client's usage (timeouts, errors)
-        out.append((np.asarray(scores, np.float64), res.llm_positions, labels))
-        bar.update(1)
-    bar.close()
-    return out
+            failed += 1
+    p50, p95 = np.percentile(seconds, [50, 95]) if seconds else (np.nan, np.nan)
+    return {"calls": n, "failed": failed, "p50_s": round(float(p50), 3),
+            "p95_s": round(float(p95), 3)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["synthetic-shop", "amazon-industrial"])
-    parser.add_argument("--users", type=int, default=30, help="per split and dataset")
-    parser.add_argument("--top-n", type=int, default=8)
+    parser.add_argument("--users", type=int, default=200, help="per split and dataset")
+    parser.add_argument("--top-n", type=int, default=20)
+    parser.add_argument("--reasons", type=int, default=20, help="users timed for reasons")
     parser.add_argument("--synth-users", type=int, default=10_000)
     parser.add_argument("--synth-items", type=int, default=2_000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
-    llm = LLMClient.from_settings(LLMSettings(timeout_s=30.0))
-    report: dict[str, Any] = {"model": "SmolLM2-135M-Instruct Q4_1, in-process llama.cpp",
-                              "top_n": args.top_n}  # fmt: skip
+    pin_compute_threads(1)
+    llm = LLMClient.from_settings(LLMSettings(timeout_s=30.0, cache_size=0))
+    report: dict[str, Any] = {"backend": llm.name, "top_n": args.top_n}
     for name in args.datasets:
         ds = load(name, args)
-        bundle = load_bundle(ROOT / "var" / "bench" / "bundles" / name)
-        bundle.catalog = Catalog.from_frame(catalog_frame(ds.items))  # older bundles: ids only
+        path = ROOT / "var" / "bench" / "llm" / name
+        if not (path / "manifest.json").exists():
+            train_bundle(ds, path, TrainConfig(), progress=True)
+        bundle = load_bundle(path)
         split = leave_one_out(encode(ds))
         reranker = LLMReranker(llm, bundle.items, RerankConfig(top_n=args.top_n, timeout_s=30))
-        started = time.perf_counter()
-        valid = groups(bundle, split.valid, reranker, args.users, args.top_n, 0, f"{name} valid")
-        test = groups(bundle, split.test, reranker, args.users, args.top_n, 1, f"{name} test")
-        weight, table = choose_weight(valid, ndcg)
+        config = TuneConfig(users=args.users, top_n=args.top_n)
+        valid, valid_counts = scored_groups(bundle, split.valid, reranker, config, f"{name} valid")
+        test, test_counts = scored_groups(bundle, split.test, reranker,
+                                          TuneConfig(users=args.users, top_n=args.top_n, seed=1),
+                                          f"{name} test")  # fmt: skip
+        weight, table = choose_weight(valid, ndcg_at)
+        llm_alone = [ndcg_at(np.argsort(-s, kind="stable"), y) for s, y in test]
         report[name] = {
             "chosen_weight": weight,
-            "valid_ndcg_by_weight": {str(w): round(v, 4) for w, v in table.items()},
-            "test_users": len(test),
-            "test_ndcg_ranker": round(
-                float(np.mean([ndcg(np.argsort(-s, kind="stable"), y) for s, _, y in test])), 4
-            ),
-            "test_ndcg_blend": round(
-                float(
-                    np.mean(
-                        [
-                            ndcg(np.argsort(-blend(s, p, weight), kind="stable"), y)
-                            for s, p, y in test
-                        ]
-                    )
-                ),
-                4,
-            ),
-            "test_ndcg_llm_alone": round(
-                float(np.mean([ndcg(np.argsort(p, kind="stable"), y) for _, p, y in test])), 4
-            ),
-            "seconds": round(time.perf_counter() - started, 1),
+            "valid_ndcg10_by_weight": {str(w): round(v, 4) for w, v in table.items()},
+            "valid": valid_counts,
+            "test": test_counts,
+            "test_ndcg10_order": round(evaluate_weight(test, 0.0), 4),
+            "test_ndcg10_blend": round(evaluate_weight(test, weight), 4),
+            "test_ndcg10_llm_alone": round(float(np.mean(llm_alone)) if test else 0.0, 4),
+            "reasons_5_items": reasons_latency(bundle, reranker, split.test, args.reasons, 5),
         }
-    usage = llm.report().get("rerank", {})
-    if usage:
-        usage["mean_s_per_call"] = round(usage["seconds"] / max(usage["calls"], 1), 3)
-    report["llm"] = usage
+        print(json.dumps({name: report[name]}, indent=2), flush=True)
+    report["llm_usage"] = llm.report()
+    for usage in report["llm_usage"].values():
+        calls = max(usage["calls"], 1)
+        usage["prompt_tokens_per_call"] = round(usage["prompt_tokens"] / calls, 1)
+        usage["completion_tokens_per_call"] = round(usage["completion_tokens"] / calls, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rerank_llm.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.datasets, args.out / "rerank_llm.png")
     print(json.dumps(report, indent=2))
+
+
+def plot(report: dict[str, Any], names: list[str], out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    kinds = ["order", "blend", "llm_alone"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for n, kind in enumerate(kinds):
+        values = [report[name][f"test_ndcg10_{kind}"] for name in names]
+        ax.bar(np.arange(len(names)) + n * 0.25, values, width=0.25, label=kind)
+    ax.set_xticks(np.arange(len(names)) + 0.25, names)
+    ax.set_ylabel("test NDCG@10 (target in top n)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
 
 
 if __name__ == "__main__":

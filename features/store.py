@@ -63,6 +63,17 @@ class FeatureStoreSettings(BaseSettings):
         default=0.0, ge=0.0, description="Seconds between looks at the marker (0: every call)."
     )
     user_cache_size: int = Field(default=100_000, ge=0, description="Users kept in the cache.")
+    # A dead store must cost a request milliseconds, not redis-py's default of no timeout at all;
+    # the breaker then stops asking it until breaker_reset_s has passed.
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0.0, description="Redis connect and read timeout, seconds."
+    )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Failed online-store reads in a row that open the breaker."
+    )
+    breaker_reset_s: float = Field(
+        default=2.0, ge=0.0, description="Seconds the open breaker waits before one trial read."
+    )
 
     @field_validator("online_store", mode="before")
     @classmethod
@@ -108,8 +119,18 @@ class FeatureStoreSettings(BaseSettings):
         with TEMPLATE.open() as f:
             raw: dict[str, Any] = yaml.safe_load(f)
         if self.online_store == "redis":
-            raw["online_store"] = {"type": "redis", "connection_string": self.redis_url}
+            raw["online_store"] = {"type": "redis", "connection_string": self._redis_connection()}
         return raw
+
+    def _redis_connection(self) -> str:
+        """``redis_url`` plus the timeouts, unless the URL sets its own."""
+        options = {
+            "socket_timeout": self.redis_timeout_s,
+            "socket_connect_timeout": self.redis_timeout_s,
+        }
+        given = {part.split("=", 1)[0].strip() for part in self.redis_url.split(",")}
+        extra = [f"{k}={v}" for k, v in options.items() if k not in given]
+        return ",".join([self.redis_url, *extra])
 
 
 FeatureStoreConfig = FeatureStoreSettings  # the name existing callers import

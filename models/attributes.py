@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.base import CandidateModel, TrainingData
+from models.base import CandidateModel, TrainingData, mask_history, top_n
+from models.sparse_topn import MAX_SPARSE_BATCH, sparse_top_n, worth_sparse
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -85,6 +86,8 @@ class AttributesModel(CandidateModel):
         self.prior_: np.ndarray | None = None  # (I,) float32 popularity multiplier
         self.tokens_: list[str] = []
         self.n_items_: int | None = None
+        self.postings_: sp.csr_matrix | None = None  # (T, I), built on first recommend
+        self.prior_order_: np.ndarray | None = None  # (I,) items by prior, best first
 
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         if data.items is None:
@@ -135,14 +138,56 @@ class AttributesModel(CandidateModel):
     def score(self, histories: Sequences) -> np.ndarray:
         if self.items_ is None or self.prior_ is None:
             raise RuntimeError("attributes is not fitted; call fit() first")
-        profile = self.query_matrix(histories) @ self.items_  # (B, T) sparse
-        scores = np.empty((histories.n_users, self.items_.shape[0]), dtype=np.float32)
-        for lo in range(0, histories.n_users, SCORE_BLOCK):
+        return self._dense(self.query_matrix(histories) @ self.items_)
+
+    def _dense(self, profile: sp.csr_matrix) -> np.ndarray:
+        """(B, I) scores of (B, T) token profiles."""
+        assert self.items_ is not None and self.prior_ is not None
+        scores = np.empty((profile.shape[0], self.items_.shape[0]), dtype=np.float32)
+        for lo in range(0, profile.shape[0], SCORE_BLOCK):
             block = profile[lo : lo + SCORE_BLOCK].toarray()  # (b, T) dense
             # sparse (I, T) times dense (T, b): one pass over the catalog's nonzeros, where a
             # sparse-sparse product would build, sort and densify a (b, I) sparse result
             scores[lo : lo + SCORE_BLOCK] = (self.items_ @ block.T).T
         return scores * self.prior_[None, :]
+
+    def recommend(
+        self, histories: Sequences, n: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`CandidateModel.recommend`, through the token postings: only the items
+        sharing a token with the history are scored, the rest (score 0) fill by popularity
+        (same list up to ties). Broad tokens (a top-level category), or a large batch, take
+        the dense scan: cheaper there."""
+        if self.items_ is None or self.prior_ is None:
+            raise RuntimeError("attributes is not fitted; call fit() first")
+        if histories.n_users > MAX_SPARSE_BATCH:
+            return super().recommend(histories, n, exclude_seen)
+        postings = getattr(self, "postings_", None)
+        order = getattr(self, "prior_order_", None)
+        if postings is None or order is None:  # derived: not pickled (see __getstate__)
+            postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
+            order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
+        profile = self.query_matrix(histories) @ self.items_  # (B, T) sparse
+        # items the shared tokens reach, an upper bound known before the product
+        reach = int(np.diff(postings.indptr)[profile.indices].sum())
+        if not worth_sparse(reach, histories.n_users, postings.shape[1]):
+            if n <= 0:
+                raise ValueError(f"n must be positive, got {n}")
+            scores = self._dense(profile)  # the profile computed once, either way
+            if exclude_seen:
+                mask_history(scores, histories)
+            return top_n(scores, n)
+        hits = sp.csr_matrix(profile @ postings)  # (B, I): only items sharing a token
+        hits.data *= self.prior_[hits.indices]
+        zeros = np.zeros(len(self.prior_), dtype=np.float32)  # no shared token scores 0
+        return sparse_top_n(hits, order, zeros, histories, n, exclude_seen)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # postings are the transpose of items_: rebuilt on first use rather than pickled twice
+        state = dict(self.__dict__)
+        state.pop("postings_", None)
+        state.pop("prior_order_", None)
+        return state
 
     def config_dict(self) -> dict[str, Any]:
         return {**vars(self.config), "tokens": len(self.tokens_)}

@@ -15,7 +15,8 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
-from models.base import CandidateModel, TrainingData
+from models.base import CandidateModel, TrainingData, top_n
+from models.sparse_topn import MAX_SPARSE_BATCH, sparse_top_n, worth_sparse
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -40,6 +41,7 @@ class CovisitModel(CandidateModel):
         self.config = config or CovisitConfig()
         self.matrix_: sp.csr_matrix | None = None  # (I, I): row a -> items seen near a
         self.popularity_: np.ndarray | None = None  # (I,) float32 in [0, 1)
+        self.pop_order_: np.ndarray | None = None  # (I,) items by popularity, best first
         self.n_items_: int | None = None
 
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
@@ -73,10 +75,12 @@ class CovisitModel(CandidateModel):
         self.matrix_ = matrix.tocsr()
         # Scaled below the smallest possible co-visitation weight so it only breaks ties.
         self.popularity_ = (pop / (pop.max() + 1.0) * 1e-6).astype(np.float32)
+        self.pop_order_ = np.argsort(-self.popularity_, kind="stable")
         self.n_items_ = n
         return self
 
-    def score(self, histories: Sequences) -> np.ndarray:
+    def _links(self, histories: Sequences) -> sp.csr_matrix:
+        """(B, I) sparse co-visitation scores: recency-weighted rows of the latest items."""
         if self.matrix_ is None or self.popularity_ is None:
             raise RuntimeError("covisit is not fitted; call fit() first")
         recent = histories.last(self.config.recent)
@@ -87,9 +91,65 @@ class CovisitModel(CandidateModel):
         query = sp.csr_matrix(
             (weights, recent.items, recent.indptr), shape=(recent.n_users, self.matrix_.shape[0])
         )
-        scores = (query @ self.matrix_).toarray()  # (B, I)
+        return (query @ self.matrix_).tocsr()
+
+    def score(self, histories: Sequences) -> np.ndarray:
+        scores = self._links(histories).toarray()  # (B, I); raises when unfitted
+        assert self.popularity_ is not None
         scores += self.popularity_
         return scores
+
+    def _row_links(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One history's links as (items, weights), an item once per recent item linking it:
+        the matrix rows gathered directly, no sparse objects (whose construction and checks
+        cost more than the arithmetic at one request)."""
+        assert self.matrix_ is not None
+        m = self.matrix_
+        recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
+        weights = np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
+        starts, ends = m.indptr[recent], m.indptr[recent + 1]
+        at = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)] or [[]])
+        at = at.astype(np.int64)
+        return m.indices[at], m.data[at] * np.repeat(weights, ends - starts).astype(np.float32)
+
+    def recommend(
+        self, histories: Sequences, n: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`CandidateModel.recommend` (same list up to ties and float rounding), per
+        history from its gathered links: the few linked items plus the popularity order where
+        they are a small share of the catalog, else one dense row. Large batches take the
+        vectorised dense path."""
+        if histories.n_users > MAX_SPARSE_BATCH:
+            return super().recommend(histories, n, exclude_seen)
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
+        if self.matrix_ is None or self.popularity_ is None:
+            raise RuntimeError("covisit is not fitted; call fit() first")
+        pop = self.popularity_
+        order = getattr(self, "pop_order_", None)
+        if order is None:  # bundles pickled before the sparse path lack it
+            order = self.pop_order_ = np.argsort(-pop, kind="stable")
+        ids = np.empty((histories.n_users, n), dtype=np.int64)
+        scores = np.empty((histories.n_users, n), dtype=np.float32)
+        for row in range(histories.n_users):
+            history = histories.user(row)
+            cols, vals = self._row_links(history)
+            one = Sequences(np.array([0, len(history)]), history, history[:0].astype(np.int64),
+                            history[:0].astype(np.int8), len(pop))  # fmt: skip
+            if worth_sparse(len(cols), 1, len(pop)):
+                items, inverse = np.unique(cols, return_inverse=True)
+                summed = np.bincount(inverse, weights=vals).astype(np.float32) + pop[items]
+                hits = sp.csr_matrix((summed, items, np.array([0, len(items)])),
+                                     shape=(1, len(pop)))  # fmt: skip
+                got = sparse_top_n(hits, order, pop, one, n, exclude_seen)
+            else:
+                dense = np.bincount(cols, weights=vals, minlength=len(pop)).astype(np.float32)
+                dense += pop
+                if exclude_seen:
+                    dense[history] = -np.inf
+                got = top_n(dense[None, :], n)
+            ids[row], scores[row] = got[0][0], got[1][0]
+        return ids, scores
 
     def strongest_links(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) for each of ``items``, the item of one user's ``history`` (oldest first) that

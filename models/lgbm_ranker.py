@@ -6,8 +6,10 @@ was some source's top pick). Groups whose target the candidates missed carry no 
 and are dropped. The tree model reads the dense columns and the sparse codes except the item index
 (an id is a lookup key for the DLRM's embedding, not an ordered quantity for a split).
 
-Serving scores through ONNX Runtime (``export_onnx`` + ``models.onnx_runtime.OnnxSession``); the
-native booster stays for training, evaluation and the parity check.
+Serving scores through compiled trees (``export_trees`` + ``models.compiled_trees``, lleaves)
+or ONNX Runtime (``export_onnx`` + ``models.onnx_runtime.OnnxSession``), as
+``models.ranker_runtime`` picks; the native booster stays for training, evaluation and the
+parity checks.
 """
 
 from __future__ import annotations
@@ -172,6 +174,15 @@ class LGBMRanker:
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(onx.SerializeToString())
+        return out
+
+    def export_trees(self, path: str | Path) -> Path:
+        """Write the booster as LightGBM model text, the input of compiled trees (lleaves)."""
+        if self.booster_ is None:
+            raise RuntimeError("lightgbm ranker is not fitted; call fit() first")
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(self.booster_.model_to_string())
         return out
 
     def summary(self) -> dict[str, Any]:

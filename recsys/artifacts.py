@@ -251,12 +251,25 @@ def train_bundle(
     return path
 
 
+# Written while a bundle serves, so no checksum can hold: the Feast yaml is rendered for the
+# configured online store, and the SQLite online store takes the pushed events. The online store
+# is checked by the trial requests a bundle answers before it is swapped in (serving.state).
+_MUTABLE = ("feature_store.yaml", "data/online_store.db")
+
+
 def _checksums(path: Path) -> dict[str, str]:
     return {
         str(p.relative_to(path)): _sha256(p)
         for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != "manifest.json" and FEATURE_REPO not in p.parts
+        if p.is_file() and p.name != "manifest.json" and not _mutable(p.relative_to(path))
     }
+
+
+def _mutable(rel: Path) -> bool:
+    if rel.parts[:1] != (FEATURE_REPO,):
+        return False
+    inner = "/".join(rel.parts[1:])
+    return any(inner == m or inner.startswith(f"{m}-") for m in _MUTABLE)  # -journal, -wal
 
 
 def attach_ranking(
@@ -304,13 +317,10 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
         raise BundleError(f"{manifest_file}: missing; is {root} an artifact bundle (recsys train)?")
     try:
         manifest = json.loads(manifest_file.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_file}: not valid JSON ({exc})") from exc
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(
-            f"{manifest_file}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}"
-        )
-    for rel, expected in manifest.get("checksums", {}).items():
+    _check_manifest(manifest_file, manifest)
+    for rel, expected in manifest["checksums"].items():
         file = root / rel
         if not file.is_file():
             raise BundleError(f"{file}: listed in the manifest but missing")
@@ -318,8 +328,13 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
             raise BundleError(f"{file}: checksum differs from the manifest (corrupt or replaced)")
     sources: list[CandidateSource] = []
     for name, entry in manifest["sources"].items():
-        with (root / entry["model"]).open("rb") as fh:
-            model = pickle.load(fh)  # bundles are built by `recsys train`; see module doc
+        try:
+            with (root / entry["model"]).open("rb") as fh:
+                model = pickle.load(fh)  # bundles are built by `recsys train`; see module doc
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError) as exc:
+            raise BundleError(
+                f"{root / entry['model']}: not a loadable model ({type(exc).__name__}: {exc})"
+            ) from exc
         index = None
         if "index" in entry:
             from models.index import VectorIndex
@@ -332,6 +347,7 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
     ranking = None
     if manifest.get("ranking"):
         ranking = load_ranking(root, manifest["ranking"], item_ids, features)
+        ranking.features = _guarded(ranking.features, features)
     seq = np.load(root / "sequences.npz")
     sequences = Sequences(
         seq["indptr"], seq["items"], seq["ts"], seq["strength"], int(seq["n_items"])
@@ -348,6 +364,61 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
     )
 
 
+# what load_bundle reads of a manifest, and the JSON type each must have
+_MANIFEST_FIELDS: dict[str, type] = {
+    "version": str, "sources": dict, "config": dict, "checksums": dict,
+}  # fmt: skip
+
+
+def _check_manifest(file: Path, manifest: Any) -> None:
+    """A manifest that is not the object ``train_bundle`` writes is a BundleError naming what."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{file}: expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(
+            f"{file}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}"
+        )
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise BundleError(
+                f"{file}: {key!r} must be a JSON {kind.__name__}, got {manifest.get(key)!r:.80}"
+            )
+    if not manifest["checksums"]:
+        raise BundleError(f"{file}: 'checksums' is empty; every bundle file must be listed")
+    if not isinstance(manifest["config"].get("retrieval"), dict):
+        raise BundleError(f"{file}: config.retrieval must be a JSON object")
+    for name, entry in manifest["sources"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
+            raise BundleError(f"{file}: sources.{name} must be an object with a 'model' file")
+    if manifest.get("ranking") is not None and not isinstance(manifest["ranking"], dict):
+        raise BundleError(f"{file}: 'ranking' must be a JSON object or null")
+
+
+def _guarded(online: Any, features: FeatureStoreConfig | None) -> Any:
+    """Serving reads the online store through a circuit breaker (features.guarded)."""
+    from features.guarded import GuardedFeatures
+    from features.online import OnlineFeatures
+    from features.store import FeatureStoreConfig
+
+    if not isinstance(online, OnlineFeatures):
+        return online
+    config = features if features is not None else FeatureStoreConfig.from_env()
+    return GuardedFeatures.of(online, config.breaker_failures, config.breaker_reset_s)
+
+
 def _retrieval_args(doc: dict[str, Any]) -> dict[str, Any]:
     pairs = ("quotas", "fusion_weights")
     return {**doc, **{key: tuple(tuple(q) for q in doc.get(key, ())) for key in pairs}}
+
+
+def record_section(path: str | Path, name: str, doc: dict[str, Any]) -> None:
+    """Set the manifest's ``name`` section (tuning done after training, such as the LLM rerank
+    weight) in place; the bundle's files and version stay as they are."""
+    file = Path(path) / "manifest.json"
+    manifest = json.loads(file.read_text())
+    if name in {"version", "dataset", "config", "sources", "ranking", "checksums"}:
+        raise BundleError(f"section {name!r} belongs to training; it cannot be recorded")
+    manifest[name] = doc
+    staged = file.with_suffix(".json.tmp")
+    staged.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    staged.replace(file)  # atomic: a server loading now reads the old manifest or the new one

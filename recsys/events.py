@@ -36,6 +36,8 @@ from recsys.data.contract import EVENTS
 from recsys.data.sequences import Sequences
 
 MAX_EVENT_ID = 128
+DEFAULT_EVENTS_PATH = Path("var/serving/events.sqlite")  # RECSYS_EVENTS_PATH's default
+MAX_TS = 253_402_300_799  # 9999-12-31T23:59:59Z: far below SQLite's int64, and a real date
 
 
 class EventError(ValueError):
@@ -70,6 +72,13 @@ class EventConflictError(EventError):
         self.event_id = event_id
 
 
+class EventStoreError(RuntimeError):
+    """The log cannot write now (disk full, read-only, an I/O error): nothing was recorded, and
+    the same event may be sent again later (``retry_after_s``)."""
+
+    retry_after_s = 5
+
+
 @dataclass(frozen=True)
 class Event:
     """One shopper event. ``ts`` (unix seconds) None = when the log receives it."""
@@ -86,6 +95,8 @@ class Event:
                 f"event_id must be 1 to {MAX_EVENT_ID} characters, got {len(self.event_id)}",
                 "event_id",
             )
+        if self.ts is not None and not 0 <= self.ts <= MAX_TS:
+            raise InvalidEventError(f"ts must be 0 to {MAX_TS} unix seconds, got {self.ts}", "ts")
         if self.event not in EVENTS:
             raise InvalidEventError(
                 f"unknown event {self.event!r}; valid events are {list(EVENTS)}", "event"
@@ -112,6 +123,7 @@ CREATE TABLE IF NOT EXISTS events (
 )
 """
 _COLUMNS = "event_id, user_id, item_id, event, ts"
+_PROBE = "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL)"
 
 
 class EventLog:
@@ -119,15 +131,22 @@ class EventLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: each INSERT is its own transaction, committed when execute() returns.
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        with self._lock:
+        self.fault: str | None = None  # why the last write failed, until one succeeds
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: each INSERT is its own transaction, committed when execute() returns.
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
             self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.execute(_SCHEMA)
+            self._conn.execute(_PROBE)  # written once here: proves the file takes writes
+            self._conn.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)", (time.time(),))
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise EventStoreError(
+                f"the event log {self.path} cannot be opened for writing ({exc})"
+            ) from exc
 
     def append(self, event: Event, received_at: float | None = None) -> bool:
         """Record ``event``; True once committed, False for a duplicate of a recorded one.
@@ -137,11 +156,15 @@ class EventLog:
         received = time.time() if received_at is None else received_at
         row = event.at(received)
         with self._lock:
-            cursor = self._conn.execute(
-                f"INSERT INTO events ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(event_id) DO NOTHING",
-                (row.event_id, row.user_id, row.item_id, row.event, row.ts, received),
-            )
+            try:
+                cursor = self._conn.execute(
+                    f"INSERT INTO events ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(event_id) DO NOTHING",
+                    (row.event_id, row.user_id, row.item_id, row.event, row.ts, received),
+                )
+            except sqlite3.DatabaseError as exc:  # SQLITE_FULL, _READONLY, _IOERR: the disk
+                raise self._fault(exc) from exc
+            self.fault = None
             if cursor.rowcount == 1:
                 return True
             stored = self._get(event.event_id)
@@ -151,6 +174,28 @@ class EventLog:
         if differs:
             raise EventConflictError(event.event_id, differs)
         return False
+
+    def _fault(self, exc: sqlite3.DatabaseError) -> EventStoreError:
+        self.fault = f"{self.path}: {exc}"
+        return EventStoreError(
+            f"the event log {self.path} cannot write ({exc}); the event was not recorded: "
+            f"send it again in {EventStoreError.retry_after_s} s"
+        )
+
+    def writable(self) -> bool:
+        """Whether the log can write: after a failed append, a real write decides (one row of
+        its own table rewritten) and clears the fault when it succeeds."""
+        if self.fault is None:
+            return True
+        with self._lock:
+            try:
+                self._conn.execute(_PROBE)
+                self._conn.execute("INSERT OR REPLACE INTO probe VALUES (1, ?)", (time.time(),))
+            except sqlite3.DatabaseError as exc:
+                self.fault = f"{self.path}: {exc}"
+                return False
+            self.fault = None
+        return True
 
     def get(self, event_id: str) -> Event | None:
         with self._lock:

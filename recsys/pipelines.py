@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 
 def ranker_name(bundle: Bundle, ranker: str | None) -> str | None:
-    """The ranker to serve: ``ranker``, else the bundle's default; None without rankers.
+    """The ranker to serve: ``ranker``, else the one of the bundle's chosen order (None where
+    the merged fusion was chosen, or the bundle has no rankers).
 
     Raises ValueError naming the bad ranker and the bundle's rankers.
     """
@@ -39,7 +40,9 @@ def ranker_name(bundle: Bundle, ranker: str | None) -> str | None:
         if ranker is not None:
             raise ValueError(f"ranker {ranker!r} asked for, but this bundle has no rankers")
         return None
-    name = ranker or bundle.ranking.default
+    name = ranker or bundle.ranking.serve
+    if name is None:
+        return None
     if name not in bundle.ranking.rankers:
         raise ValueError(
             f"unknown ranker {name!r}; this bundle has {sorted(bundle.ranking.rankers)}"
@@ -51,7 +54,9 @@ def _ranking(bundle: Bundle, ranker: str | None) -> list[Any]:
     if ranker is None or bundle.ranking is None:
         return []
     model = bundle.ranking.rankers[ranker]
-    return [RankingStage(model, bundle.ranking.features, len(bundle.item_ids))]
+    # the chosen blend goes with the chosen ranker; a ranker asked for by name ranks alone
+    blend = bundle.ranking.blend if ranker == bundle.ranking.serve else 0.0
+    return [RankingStage(model, bundle.ranking.features, len(bundle.item_ids), blend)]
 
 
 @dataclass(frozen=True)

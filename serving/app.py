@@ -21,8 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agents.layer import LLMLayer
 from agents.memory import open_memory
 from agents.router import RouterConfig
-from recsys.artifacts import Bundle, BundleError, load_bundle
-from recsys.catalog import CatalogError
+from recsys.artifacts import Bundle, load_bundle
 from recsys.decision import load_decision_config
 from recsys.decision.log import DecisionLog
 from recsys.events import EventLog
@@ -34,9 +33,13 @@ from serving.chat.service import ChatService
 from serving.chat_page.router import router as chat_page_router
 from serving.compare.router import router as compare_router
 from serving.events.router import router as events_router
+from serving.experiments.router import router as experiments_router
+from serving.experiments.service import ArmRouter, ExperimentSettings
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
+from serving.limits import RequestLimits
 from serving.lists.service import ListDeps
+from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.openapi_docs import install_docs
@@ -53,8 +56,8 @@ def load_into(state: AppState, settings: ServingSettings) -> None:
     """Load ``settings.bundle_path`` and serve it; a failure is recorded, not raised."""
     try:
         state.swap(load_bundle(settings.bundle_path, settings.features), settings.ranker)
-    except (BundleError, CatalogError, ValueError, OSError) as exc:
-        state.failed(f"{settings.bundle_path}: {exc}")
+    except Exception as exc:  # any failure leaves the app up, not ready, saying why
+        state.failed(f"{settings.bundle_path}: {type(exc).__name__}: {exc}")
         log.error("no bundle served: %s", state.error)
 
 
@@ -121,6 +124,7 @@ def create_app(
         if decisions is not None:
             decisions.close()
         app.state.list_deps.llm_pool.close()
+        app.state.arms.close()
 
     app = FastAPI(
         title="recsys-engine serving API",
@@ -136,8 +140,12 @@ def create_app(
     app.state.decision_log = decisions
     app.state.reloader = reloader
     app.state.llm = llm or LLMLayer(settings.llm)  # no model loads until a feature asks
+    app.state.arms = ArmRouter(state, ExperimentSettings(), metrics)  # experiment arms
+    llm_metrics = LLMMetrics(metrics)
+    app.state.llm.observe(llm_metrics.observe)
     app.state.list_deps = ListDeps(
-        metrics, decisions, app.state.llm, LLMPool(settings.llm_workers)
+        metrics, decisions, app.state.llm, LLMPool(settings.llm_workers), llm_metrics,
+        arms=app.state.arms,
     )
     # a capable backend (vLLM) plans every chat turn with the master agent; with the packaged
     # 135M model the router and tools do the work and the model only words replies
@@ -151,6 +159,10 @@ def create_app(
     for domain_error in errors.DOMAIN_STATUS:
         app.add_exception_handler(domain_error, errors.domain_handler)
     app.add_exception_handler(Exception, errors.internal_handler)
+    # inside the metrics middleware, so that the 413s and 414s it answers are counted too
+    app.add_middleware(
+        RequestLimits, max_body_bytes=settings.max_body_bytes, max_url_bytes=settings.max_url_bytes
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     routers = [recommend_router, search_router, rank_router, items_router, events_router]
     routers += [compare_router, chat_router]
@@ -159,5 +171,6 @@ def create_app(
     app.include_router(chat_page_router)  # GET /chat, the page for people (not in the schema)
     if settings.admin_api_key is not None:  # no key, no admin routes
         app.include_router(admin_router)
+        app.include_router(experiments_router)
     install_docs(app, state)  # /docs and /redoc offline; examples from the served bundle
     return app

@@ -20,7 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agents.owners import SessionForbiddenError
 from recsys.artifacts import BundleError
 from recsys.catalog import CatalogError
-from recsys.events import EventConflictError, InvalidEventError, UnknownEventItemError
+from recsys.events import (
+    EventConflictError,
+    EventStoreError,
+    InvalidEventError,
+    UnknownEventItemError,
+)
 from recsys.search.stage import SearchUnavailableError
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class ServingError(Exception):
 
     status: int = 500
     type: str = "internal_error"
+    retry_after_s: int | None = None  # sent as Retry-After (a 503 the caller should retry)
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -66,6 +72,12 @@ class NoEventLogError(ServingError):
     status, type = 503, "unavailable"
 
 
+class NotReadyError(ServingError):
+    """/readyz: a dependency the API cannot answer without is down (the event log's disk)."""
+
+    status, type, retry_after_s = 503, "unavailable", 5
+
+
 # Domain errors from recsys/ and their HTTP statuses: the one place they are mapped.
 # Events: an unknown item_id is 422 (the body refers to nothing; /v1/events itself exists, so
 # 404 would read as a wrong route), a reused event_id with another body 409.
@@ -77,6 +89,7 @@ DOMAIN_STATUS: dict[type[Exception], tuple[int, str]] = {
     InvalidEventError: (422, "invalid_request"),
     CatalogError: (422, "invalid_request"),  # a filter naming a brand/category/column not there
     SearchUnavailableError: (503, "unavailable"),
+    EventStoreError: (503, "unavailable"),  # disk full or read-only: retry, with Retry-After
 }
 HTTP_TYPES = {
     400: "bad_request",
@@ -85,14 +98,23 @@ HTTP_TYPES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
+    414: "uri_too_long",
     422: "invalid_request",
     503: "unavailable",
 }
 
 
-def error_json(status: int, type_: str, message: str, param: str | None = None) -> JSONResponse:
+def error_json(
+    status: int,
+    type_: str,
+    message: str,
+    param: str | None = None,
+    retry_after_s: int | None = None,
+) -> JSONResponse:
     body = ErrorResponse(error=ErrorDetail(code=status, type=type_, message=message, param=param))
-    return JSONResponse(body.model_dump(), status_code=status)
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -141,13 +163,14 @@ async def http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def serving_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServingError)
-    return error_json(exc.status, exc.type, exc.message, exc.param)
+    return error_json(exc.status, exc.type, exc.message, exc.param, exc.retry_after_s)
 
 
 async def domain_handler(request: Request, exc: Exception) -> JSONResponse:
     for kind, (status, type_) in DOMAIN_STATUS.items():
         if isinstance(exc, kind):
-            return error_json(status, type_, str(exc), getattr(exc, "param", None))
+            param, retry = getattr(exc, "param", None), getattr(exc, "retry_after_s", None)
+            return error_json(status, type_, str(exc), param, retry)
     return await internal_handler(request, exc)
 
 

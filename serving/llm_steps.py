@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from agents.layer import attempt
-from agents.llm import LLMTimeout
+from agents.layer import LLMLayer, attempt
+from agents.llm import LLMError, LLMTimeout
 from recsys.decision import Decision
 from serving.state import Served
 
@@ -47,32 +47,72 @@ def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> De
     )
 
 
+def rerank_weight(served: Served, default: float) -> float:
+    """The blend weight ``recsys tune-llm`` chose on validation users and stored in the
+    bundle; ``default`` (the setting, 0 unless changed) when the bundle was never tuned."""
+    tuned = served.bundle.manifest.get("llm", {}).get("rerank", {})
+    return float(tuned.get("weight", default))
+
+
 async def llm_rerank(
     served: Served,
     deps: ListDeps,
     decision: Decision,
     context: str,
     endpoint: str,
+    k: int | None = None,
 ) -> tuple[Decision, list[str]]:
-    """The decision with its top reordered by the blended LLM rerank, or as it was + why not."""
+    """The decision with its top reordered by the LLM's scores blended in with the bundle's
+    weight, cut to ``k``, and reasons from the LLM on the shown items; or as it was + why not.
+
+    The scoring pass and the reasons have deadlines of their own: a late order keeps the
+    decided one (``llm_timeout``); late reasons keep the order and its evidence reasons
+    (``llm_reasons_timeout``)."""
     llm = deps.llm
+    k = len(decision.ids) if k is None else k
     if llm is None:
-        return decision, ["llm_unavailable"]
+        return truncate(decision, k), ["llm_unavailable"]
     if len(decision.ids) < 2:
         return decision, []
+    config = llm.rerank_config
+    weight = rerank_weight(served, config.weight)
+    degraded: list[str] = []
+    if weight > 0:
 
-    def run() -> Decision:
-        reranker = llm.reranker(served)
-        out = reranker.rerank(decision.ids, decision.scores, context)
-        return reorder(decision, out.order, out.reasons)
+        def score() -> Decision:
+            out = llm.reranker(served).rerank(decision.ids, context, weight)
+            return reorder(decision, out.order, {})
 
-    timeout = llm.rerank_config.timeout_s
-    reranked, degraded = await guarded(run, endpoint=endpoint, deps=deps, timeout_s=timeout)
-    return (decision if reranked is None else reranked), degraded
+        reranked, degraded = await guarded(
+            score, endpoint=endpoint, deps=deps, timeout_s=config.timeout_s, purpose="rerank"
+        )
+        decision = decision if reranked is None else reranked
+    decision = truncate(decision, k)
+    if degraded:  # a model too slow to score is too slow to explain
+        return decision, degraded
+    if not wants_reasons(config.reasons, llm):
+        return decision, []
+    shown = [int(i) for i in decision.ids[:k]]
+    reasons, late = await guarded(
+        lambda: llm.reranker(served).reasons(shown, context),
+        endpoint=endpoint, deps=deps, timeout_s=config.reasons_timeout_s, purpose="rerank",
+    )  # fmt: skip
+    if reasons is None:
+        return decision, [kind.replace("llm_", "llm_reasons_") for kind in late]
+    return reorder(decision, np.arange(len(shown)), reasons), []
+
+
+def wants_reasons(mode: str, llm: LLMLayer) -> bool:
+    if mode != "auto":
+        return mode == "on"
+    try:
+        return not llm.client("rerank").name.startswith("llama_cpp")
+    except LLMError:
+        return False
 
 
 async def guarded(
-    step: Callable[[], T], *, endpoint: str, deps: ListDeps, timeout_s: float
+    step: Callable[[], T], *, endpoint: str, deps: ListDeps, timeout_s: float, purpose: str = ""
 ) -> tuple[T | None, list[str]]:
     """:func:`agents.layer.attempt` on the LLM pool (off the event loop and off the shared
     thread pool), bounded by ``timeout_s`` however long it queued; counts what degraded."""
@@ -82,6 +122,8 @@ async def guarded(
         result, degraded = None, ["llm_timeout"]
     for kind in degraded:
         deps.metrics.fallback(endpoint, kind)
+        if deps.llm_metrics is not None and purpose:
+            deps.llm_metrics.degrade(purpose, kind)
     return result, degraded
 
 

@@ -25,6 +25,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recsys.breaker import STATE_VALUES
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
 
@@ -134,11 +136,15 @@ class ServingMetrics:
         self.bundle = _Family(
             "recsys_bundle_info", "The served bundle version (value 1)", ("version",), "gauge"
         )
+        self.breaker = _Family(
+            "recsys_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open "
+            "(requests degraded)", ("breaker",), "gauge",
+        )  # fmt: skip
         self.registry = CollectorRegistry()
         self.registry.register(
             _AppCollector([self.requests, self.latency, self.stage_latency,
                            self.source_latency, self.candidates, self.fallbacks, self.events,
-                           self.bundle])
+                           self.bundle, self.breaker])
         )  # fmt: skip
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -168,6 +174,11 @@ class ServingMetrics:
     def bundle_loaded(self, version: str) -> None:
         self.bundle.clear()
         self.bundle.set((version,), 1.0)
+
+    def breakers(self, states: Mapping[str, str]) -> None:
+        self.breaker.clear()
+        for name, state in states.items():
+            self.breaker.set((name,), float(STATE_VALUES[state]))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

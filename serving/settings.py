@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.llm import LLMSettings
 from features.store import FeatureStoreSettings
+from recsys.events import DEFAULT_EVENTS_PATH
 
 
 class ServingSettings(BaseSettings):
@@ -37,7 +38,7 @@ class ServingSettings(BaseSettings):
         description="Load bundle_path at start-up when the app was not given a bundle.",
     )
     events_path: Path = Field(
-        default=Path("var/serving/events.sqlite"),
+        default=DEFAULT_EVENTS_PATH,
         description="SQLite event log of POST /v1/events (WAL), replayed at start; "
         "RECSYS_EVENTS_PATH.",
     )
@@ -89,6 +90,17 @@ class ServingSettings(BaseSettings):
         default="var/serving/chat.sqlite",
         description="Shopping-agent session memory: a SQLite file, or redis://host:port/db for "
         "several replicas; RECSYS_CHAT_MEMORY.",
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest request body accepted; a larger one is 413; RECSYS_MAX_BODY_BYTES.",
+    )
+    max_url_bytes: int = Field(
+        default=8192,
+        ge=256,
+        description="Longest URL (path and query) accepted; a longer one is 414; "
+        "RECSYS_MAX_URL_BYTES.",
     )
     admin_api_key: SecretStr | None = Field(
         default=None,

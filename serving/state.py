@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 from agents.layer import encoder_similarity
 from agents.port import Similarity
-from recsys.artifacts import Bundle
+from features.guarded import feature_reads
+from recsys.artifacts import Bundle, BundleError
 from recsys.catalog import Catalog
-from recsys.decision import DecisionConfig
+from recsys.decision import DecisionConfig, DecisionRequest
 from recsys.events import Event, EventLog, SessionState
 from recsys.pipeline import Pipeline
 from recsys.pipelines import build_pipelines
@@ -135,6 +136,43 @@ def feature_feed(
     return FeatureFeed(pusher, events, on_pushed=getattr(online, "forget", lambda users: None))
 
 
+TRIAL_COLD_USER = "\x00trial-cold-user"  # no shopper id can be this: always cold
+
+
+class TrialError(BundleError):
+    """The new bundle failed a trial request: it is refused, the old one serves on."""
+
+
+def trial(served: Served) -> None:
+    """Answer a known user, a cold user and a search with ``served`` through its real online
+    store (strict: a read failure raises instead of degrading), before anyone is served by it.
+
+    Checksums cannot cover the online store (it takes pushed events); this is how a store
+    missing a table, or one that cannot be reached, refuses the bundle.
+    """
+    bundle = served.bundle
+    users = [str(bundle.user_ids[0])] if len(bundle.user_ids) else []
+    runs = [(f"recommend for {u!r}", served.recommend, {"user_id": u}) for u in users]
+    runs.append(("recommend for a cold user", served.recommend, {"user_id": TRIAL_COLD_USER}))
+    query = _trial_query(bundle)
+    search = {"user_id": "", "query": query, "expansions": ()}
+    runs.append((f"search {query!r}", served.search, search))
+    for what, pipeline, inputs in runs:
+        try:
+            with feature_reads(strict=True):
+                pipeline.run({**inputs, "request": DecisionRequest(k=10, explore=False)})
+        except Exception as exc:
+            raise TrialError(
+                f"bundle {bundle.version} failed its trial ({what}): {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _trial_query(bundle: Bundle) -> str:
+    titles = bundle.items.title
+    words = str(titles[0]).split() if titles is not None and len(titles) else []
+    return words[0] if words else "gift"
+
+
 class AppState:
     """Holds the served bundle (or why there is none); ``swap`` replaces it atomically."""
 
@@ -180,6 +218,12 @@ class AppState:
         served = Served.build(
             new_bundle, ranker, self.events, self.decision, self.push_features, self.features
         )
+        try:
+            trial(served)
+        except Exception:
+            if served.feed is not None:
+                served.feed.close()
+            raise
         with self._swap_lock:
             old, self._served, self._error = self._served, served, None
             if self._on_swap is not None:

@@ -38,9 +38,57 @@ def _example_query(loaded: Bundle) -> str:
     return str(category[0]).split(" > ")[-1].lower()
 
 
+DEMO_BUNDLE = Path("var/demo/bundle")
+
+
+def writable_paths() -> list[Path]:
+    """The files the server writes, from the variables its settings read: the event log
+    (``RECSYS_EVENTS_PATH``, its default under var/serving/ with the other defaults), the
+    decision log and a SQLite chat memory where set."""
+    from recsys.events import DEFAULT_EVENTS_PATH
+
+    paths = [Path(os.environ.get("RECSYS_EVENTS_PATH") or DEFAULT_EVENTS_PATH)]
+    for name in ("RECSYS_DECISION_LOG_PATH", "RECSYS_CHAT_MEMORY"):
+        value = os.environ.get(name, "")
+        if value and "://" not in value:
+            paths.append(Path(value))
+    return paths
+
+
+def check_writable(paths: list[Path]) -> None:
+    """Fail before serving, in one line naming the path, rather than in every worker; the
+    first path is the event log."""
+    from recsys.events import EventLog, EventStoreError
+
+    for i, path in enumerate(paths):
+        try:
+            if i == 0:  # the event log: opened as the server opens it
+                EventLog(path).close()
+            else:
+                _touch(path)
+        except (OSError, EventStoreError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"{path}: not writable ({reason})") from None
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab"):  # appends nothing: an existing file is left as it is
+        pass
+
+
 @app.command()
 def serve(
-    bundle: Annotated[Path, typer.Option(help="Bundle to serve.")] = Path("var/demo/bundle"),
+    bundle: Annotated[
+        Path | None, typer.Option(help=f"Bundle to serve [default: {DEMO_BUNDLE}].")
+    ] = None,
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(
+            help="Train a synthetic-shop bundle at --bundle when there is none (always on for "
+            "the default demo path)."
+        ),
+    ] = False,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
@@ -55,7 +103,15 @@ def serve(
         from recsys.artifacts import TrainConfig, load_bundle, train_bundle
         from recsys.cli.demo import FAST_SOURCES, synthetic_shop
 
+        if bundle is None:  # the demo: trained on first run
+            bundle, train_if_missing = DEMO_BUNDLE, True
+        check_writable(writable_paths())
         if not (bundle / "manifest.json").is_file():
+            if not train_if_missing:
+                raise FileNotFoundError(
+                    f"no bundle at {bundle} (no manifest.json): give the path of a bundle "
+                    "written by `recsys train`, or add --train-if-missing to train one there"
+                )
             typer.echo(f"no bundle at {bundle}: training one on the synthetic shop")
             ds = synthetic_shop(bundle.parent / "synthetic-shop", users, items, seed, typer.echo)
             train_bundle(ds, bundle, TrainConfig(sources=FAST_SOURCES, seed=seed), progress=True)

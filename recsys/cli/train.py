@@ -103,4 +103,8 @@ def _summary(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
             for name, r in manifest["ranking"]["rankers"].items()
         }
         summary["default_ranker"] = manifest["ranking"]["default"]
+        order = manifest["ranking"].get("order")
+        if order:  # what serves: merged, a ranker or a blend, chosen on held-out validation users
+            summary["served_order"] = order["chosen"]
+            summary["order_validation_ndcg@10"] = order["validation_ndcg@10"]
     return summary

@@ -1,7 +1,8 @@
 """The decision log: one JSON line per list shown, for audits and off-policy evaluation.
 
-Each record holds the request id, user, model version, every shown item with its slot, score and
-propensity, and the removed items that outranked the last shown one, with why. Records are
+Each record holds the request id, user, model version, experiment arm, every shown item with
+its slot, score, propensity and whether an exploration draw put it there, and the removed items
+that outranked the last shown one, with why. Records are
 queued and written by one background thread, so a request never waits on the disk; ``close``
 flushes what is queued.
 """
@@ -28,7 +29,12 @@ def decision_record(
     user_id: str,
     endpoint: str,
     model_version: str,
+    arm: str | None = None,
+    shadow: bool = False,
 ) -> dict[str, Any]:
+    """One log line; ``explored`` marks the slots an exploration draw filled (the greedy policy
+    would have shown something else there), which off-policy evaluation reads; ``shadow``
+    marks a list an experiment arm computed but nobody was shown."""
     shown = [e for e in decision.entries if e.action == "shown"]
     floor = min((e.score for e in shown), default=float("inf"))
     return {
@@ -37,6 +43,8 @@ def decision_record(
         "endpoint": endpoint,
         "user_id": user_id,
         "model_version": model_version,
+        "arm": arm,
+        "shadow": shadow,
         "considered": decision.considered,
         "shown": [
             {
@@ -44,6 +52,7 @@ def decision_record(
                 "position": e.position,
                 "score": round(e.score, 6),
                 "propensity": e.propensity,
+                "explored": e.reason.startswith("exploration"),
                 "reason": e.reason,
             }
             for e in shown

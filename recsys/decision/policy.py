@@ -7,8 +7,10 @@ scores (n,), and never return an item that was not among them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.stats import binom
 
 from recsys.catalog import Catalog
 from recsys.decision.config import DecisionConfig, Exploration
@@ -115,6 +117,13 @@ def capped(
     return np.asarray(kept, dtype=np.int64), skipped
 
 
+@lru_cache(maxsize=256)
+def _pool_open(size: int, slots: int, eps: float) -> tuple[float, ...]:
+    """Pr(fewer than ``size`` draws before each slot): the pool is not yet empty there."""
+    # cached: a scipy call per request would cost more than the draw itself
+    return tuple(float(p) for p in binom.cdf(size - 1, np.arange(slots), eps))
+
+
 @dataclass(frozen=True)
 class Explored:
     positions: np.ndarray  # (k,) position in the eligible list of the item shown at each slot
@@ -128,8 +137,12 @@ def explore(
     """Epsilon-greedy over slots: each greedy pick stays with probability 1 - epsilon, else the
     slot shows a uniform draw from the best ``pool`` eligible items not shown greedily.
 
-    The propensity logged for a drawn item is epsilon / (pool left at that slot), given the
-    earlier slots' draws: what inverse-propensity estimators of this policy divide by.
+    The propensity logged is the marginal probability that this item shows at this slot, not
+    the one given the earlier slots' draws: per-slot inverse-propensity estimators divide by the
+    marginal, and the conditional one (epsilon / pool left) biases them from the second slot on.
+    With ``d`` draws before slot ``s`` (Binomial(s, epsilon)) and a pool of ``P`` items, every
+    pool item is equally likely to be left, so each shows at ``s`` with probability
+    ``epsilon / P * Pr(d < P)``; the greedy pick with ``1 - epsilon * Pr(d < P)``.
     """
     eps = settings.epsilon
     shown = set(greedy.tolist())
@@ -137,13 +150,15 @@ def explore(
     positions = greedy.copy()
     propensity = np.ones(len(greedy))
     explored = np.zeros(len(greedy), dtype=bool)
+    size = len(pool)
+    if not size or eps <= 0.0:
+        return Explored(positions, propensity, explored)  # nothing to draw: greedy is certain
+    open_ = _pool_open(size, len(greedy), eps)
     for slot in range(len(greedy)):
-        if not pool or eps <= 0.0:
-            continue  # nothing to draw from: the greedy pick is certain
-        if rng.random() >= eps:
-            propensity[slot] = 1.0 - eps
+        if not pool or rng.random() >= eps:
+            propensity[slot] = 1.0 - eps * open_[slot]
             continue
-        propensity[slot] = eps / len(pool)
+        propensity[slot] = eps / size * open_[slot]
         positions[slot] = pool.pop(int(rng.integers(len(pool))))
         explored[slot] = True
     return Explored(positions, propensity, explored)

@@ -14,6 +14,7 @@ import numpy as np
 from recsys.data.sequences import Sequences
 from recsys.evaluation.metrics import list_metrics
 from recsys.ranking.bundle import Ranking
+from recsys.ranking.choose import blend_scores
 from recsys.ranking.features import build_frame
 from recsys.ranking.ranker import reorder
 from recsys.retrieval.merge import CandidateBatch
@@ -28,11 +29,17 @@ def ranked_metrics(
     ks: Sequence[int],
     ns: Sequence[int],
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Per-user metrics (arrays of B) under ``pipeline:<ranker>`` for each ranker."""
+    """Per-user metrics (arrays of B) under ``pipeline:<ranker>`` for each ranker, and under
+    ``pipeline:default`` for the bundle's chosen order (the merged list where that was chosen)."""
     spec = next(iter(ranking.rankers.values())).spec
     frame = build_frame(spec, merged, history, user_ids, ranking.features)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, ranker in ranking.rankers.items():
-        ranked = reorder(merged, ranker.score(frame))
-        out[f"pipeline:{name}"] = list_metrics(ranked.ids, targets, ks, ns)
+        scores = ranker.score(frame)
+        out[f"pipeline:{name}"] = list_metrics(reorder(merged, scores).ids, targets, ks, ns)
+        if name == ranking.serve:
+            served = reorder(merged, blend_scores(merged, scores, ranking.blend))
+            out["pipeline:default"] = list_metrics(served.ids, targets, ks, ns)
+    if ranking.serve is None:
+        out["pipeline:default"] = list_metrics(merged.ids, targets, ks, ns)
     return out

@@ -22,6 +22,7 @@ from recsys.errors import BundleError
 from recsys.evaluation.metrics import candidate_recall, list_metrics
 from recsys.evaluation.protocol import DEFAULT_KS, evaluate_fitted
 from recsys.evaluation.ranked import ranked_metrics
+from recsys.ranking.choose import order_label
 
 if TYPE_CHECKING:
     from recsys.artifacts import Bundle
@@ -57,7 +58,7 @@ def evaluate_bundle(
         results["sources"][source.name] = {k: v for k, v in full.items() if k != "users"}
 
     ranking = bundle.ranking
-    pipelines = [f"pipeline:{n}" for n in ranking.rankers] if ranking else []
+    pipelines = [f"pipeline:{n}" for n in [*ranking.rankers, "default"]] if ranking else []
     sums: dict[str, dict[str, float]] = {
         name: {} for name in [*retriever.names, "merged", *pipelines]
     }
@@ -85,7 +86,9 @@ def evaluate_bundle(
         target = results["merged"] if name == "merged" else results["sources"][name]
         target.update({k: v / n_users for k, v in total.items()})
     if ranking is not None:
-        results["pipeline_default"] = ranking.default
+        # the served order ("merged", a ranker, or "blend:<ranker>"); its figures are
+        # results["pipeline"]["default"]
+        results["pipeline_default"] = order_label(ranking.serve, ranking.blend)
     results.update(
         {
             "dataset": ds.name,

@@ -4,7 +4,9 @@ Training (``train_ranking``) builds the feature tables from the training split, 
 Feast repository under ``<bundle>/feature_repo`` and materializes them into its online store,
 fits each ranker on the retriever's candidates for the validation targets, exports it to ONNX
 and checks the exported scores against the native ones. Loading (``load_ranking``) opens the
-ONNX files with the preferred execution providers and the online store behind its cache.
+rankers through the runtime ``RECSYS_RANKER_RUNTIME`` picks (``models.ranker_runtime``: compiled
+trees for LightGBM, ONNX Runtime with the preferred execution providers otherwise) and the
+online store behind its cache.
 
 The feature repository is a live store (events and re-materialization write to it), so its
 files are not checksummed with the immutable artifacts.
@@ -23,17 +25,24 @@ import numpy as np
 from recsys.data.contract import Dataset
 from recsys.data.sequences import EncodedDataset
 from recsys.data.split import LeaveOneOut
+from recsys.ranking.choose import choose_order, validation_ndcg
 from recsys.ranking.features import FeatureSource, FrameSpec, TableFeatures
-from recsys.ranking.frame import group_ndcg, select_groups
+from recsys.ranking.frame import select_groups
 from recsys.ranking.ranker import Ranker
-from recsys.ranking.train import RankerTrainConfig, fit_rankers, training_frame
+from recsys.ranking.train import (
+    RankerTrainConfig,
+    fit_rankers,
+    split_users,
+    subset,
+    training_frame,
+)
 from recsys.retrieval.retriever import Retriever
 
 if TYPE_CHECKING:
     from features.store import FeatureStoreConfig
 
 FEATURE_REPO = "feature_repo"
-PARITY_GROUPS = 50  # selection groups (~5k rows) scored both ways at export
+PARITY_GROUPS = 50  # training groups (~5k rows) scored both ways at export
 
 
 @dataclass
@@ -41,6 +50,10 @@ class Ranking:
     rankers: dict[str, Ranker]
     features: FeatureSource
     default: str  # the ranker with the best selection NDCG@10 at training
+    # What serves when no ranker is asked for, chosen on held-out validation users: None = the
+    # merged fusion; else this ranker, rank-blended with the merged order at weight ``blend``.
+    serve: str | None = None
+    blend: float = 0.0
 
 
 def train_ranking(
@@ -56,6 +69,7 @@ def train_ranking(
     from features.store import FeatureRepo
     from features.tables import build_feature_tables
     from models.onnx_runtime import OnnxSession
+    from models.ranker_runtime import compile_and_check
 
     tables = build_feature_tables(ds, enc, split.train)
     repo = FeatureRepo(root / FEATURE_REPO)
@@ -63,21 +77,21 @@ def train_ranking(
     feature_version = repo.materialize(tables)
     features = TableFeatures(tables, enc)  # the offline values; serving reads the same online
     spec = FrameSpec.fit(retriever.names, enc.n_items, features.item_matrix)
-    frame = training_frame(retriever, split.valid, enc, features, spec, config, progress)
+    # Validation users are split: rankers learn from one part, the served order is chosen on
+    # the other (by full-ranking NDCG@10, against the merged fusion), so the choice is made on
+    # users no ranker has seen. Test targets are never read here.
+    fit_set, select_set = split_users(split.valid, config.select_share, config.seed)
+    if config.select_max_users is not None and len(select_set) > config.select_max_users:
+        select_set = subset(select_set, np.arange(config.select_max_users))
+    frame = training_frame(retriever, fit_set, enc, features, spec, config, progress)
     if not len(frame.group):
         raise ValueError(
             "no validation target is among the merged candidates: nothing to train a ranker on"
         )
-    # A seeded tenth of the groups selects the serving ranker; the rest train (each ranker
-    # also holds out its own share for early stopping).
-    order = np.random.default_rng(config.seed).permutation(len(frame.group))
-    n_select = max(1, len(order) // 10)
-    selection = select_groups(frame, np.sort(order[:n_select]))
-    train = select_groups(frame, np.sort(order[n_select:]))
-    models, report = fit_rankers(train, config, progress)
+    models, report = fit_rankers(frame, config, progress)
     (root / "rankers").mkdir(exist_ok=True)
     files: dict[str, Any] = {}
-    sample = select_groups(selection, np.arange(min(len(selection.group), PARITY_GROUPS)))
+    sample = select_groups(frame, np.arange(min(len(frame.group), PARITY_GROUPS)))
     for name, model in models.items():
         native_file, onnx_file = f"rankers/{name}.pkl", f"rankers/{name}.onnx"
         with (root / native_file).open("wb") as fh:
@@ -91,19 +105,25 @@ def train_ranking(
                 f"(> {model.onnx_tolerance:.0e}); refusing to write a bundle that would "
                 "serve other scores than were evaluated"
             )
-        report[name].update(
-            {
-                "native": native_file,
-                "onnx": onnx_file,
-                "onnx_max_abs_diff": diff,
-                "selection_ndcg@10": round(group_ndcg(model.predict(selection), selection), 5),
-            }
-        )
+        report[name].update({"native": native_file, "onnx": onnx_file, "onnx_max_abs_diff": diff})
         files[name] = {"native": native_file, "onnx": onnx_file}
+        compiled = compile_and_check(model, root, name, sample)  # {} unless trees + lleaves
+        report[name].update(compiled)
+        if compiled:
+            files[name]["trees"] = compiled["trees"]
+    select_users = [str(u) for u in enc.user_ids[select_set.users]]
+    per_user = validation_ndcg(
+        retriever, select_set, select_users, features, spec,
+        {name: model.predict for name, model in models.items()}, config.blends,
+    )  # fmt: skip
+    _, order = choose_order(per_user, config.z)
+    for name in models:
+        report[name]["selection_ndcg@10"] = order["validation_ndcg@10"][name]
     default = max(models, key=lambda n: report[n]["selection_ndcg@10"])
     section = {
         "rankers": {name: report[name] for name in models},
         "default": default,
+        "order": order,
         "spec": {"sources": list(spec.sources), "cardinality": list(spec.cardinality)},
         "rows": report["rows"],
         "config": report["config"],
@@ -132,8 +152,8 @@ def load_ranking(
     lacks (a DLRM written before its pickles left TorchRec out) is skipped with a warning and
     the others serve; the default falls to the best of them if it was the one skipped."""
     from features.store import FeatureRepo
-    from models.onnx_runtime import OnnxSession
     from models.ranker_registry import RANKERS, missing
+    from models.ranker_runtime import open_scorer
 
     spec = FrameSpec(tuple(section["spec"]["sources"]), tuple(section["spec"]["cardinality"]))
     rankers: dict[str, Ranker] = {}
@@ -147,7 +167,7 @@ def load_ranking(
             skipped[name] = (missing(name) if name in RANKERS else None) or str(e)
             warnings.warn(f"ranker {name!r} not loaded: {skipped[name]}", stacklevel=2)
             continue
-        rankers[name] = Ranker(name, spec, model, OnnxSession(root / entry["onnx"]))
+        rankers[name] = Ranker(name, spec, model, open_scorer(root, entry, name))
     if not rankers:
         raise ImportError(f"no ranker of this bundle loads here: {skipped}")
     default = section["default"]
@@ -155,4 +175,14 @@ def load_ranking(
         default = max(rankers, key=lambda n: section["rankers"][n].get("selection_ndcg@10", 0.0))
     online = FeatureRepo(root / section["features"]["repo"], features).online()
     online.align(item_ids)
-    return Ranking(rankers=rankers, features=online, default=default)
+    # Bundles written before the order was chosen against the fusion served their default.
+    order = section.get("order", {"ranker": section["default"], "blend": 0.0})
+    serve, blend = order["ranker"], float(order["blend"])
+    if serve is not None and serve not in rankers:
+        warnings.warn(
+            f"the chosen order {order.get('chosen', serve)!r} needs ranker {serve!r}, which did "
+            "not load; serving the merged fusion instead",
+            stacklevel=2,
+        )
+        serve, blend = None, 0.0
+    return Ranking(rankers=rankers, features=online, default=default, serve=serve, blend=blend)

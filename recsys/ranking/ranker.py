@@ -21,6 +21,8 @@ from recsys.ranking.frame import RankingFrame
 from recsys.retrieval.merge import CandidateBatch
 from recsys.retrieval.retriever import history_of
 
+BLEND_K = 60.0  # the merge's RRF damping, so a blend reads like one more fused list
+
 
 @dataclass(frozen=True)
 class Ranked:
@@ -51,10 +53,13 @@ class Ranker:
         user_ids: Sequence[str],
         features: FeatureSource,
         native: bool = False,
+        blend: float = 0.0,
     ) -> Ranked:
+        """The candidates in this ranker's order, or with ``blend`` > 0 in the rank blend of
+        its order with the merged one (``recsys.ranking.choose``)."""
         frame = build_frame(self.spec, batch, histories, user_ids, features)
         scores = self.score(frame, native)
-        return reorder(batch, scores)
+        return reorder(batch, blend_scores(batch, scores, blend) if blend > 0 else scores)
 
 
 def reorder(batch: CandidateBatch, row_scores: np.ndarray) -> Ranked:
@@ -68,6 +73,20 @@ def reorder(batch: CandidateBatch, row_scores: np.ndarray) -> Ranked:
     return Ranked(ids=ids, scores=scores, order=order)
 
 
+def blend_scores(batch: CandidateBatch, row_scores: np.ndarray, weight: float) -> np.ndarray:
+    """Row scores of the rank blend of ``row_scores`` with the merged order (filled slots,
+    row-major, as :func:`recsys.ranking.ranker.reorder` takes them)."""
+    if weight <= 0.0:
+        return np.asarray(row_scores, np.float32)
+    filled = batch.ids >= 0  # (B, N)
+    ranked = reorder(batch, row_scores)  # order[b, r] = merged slot at ranker rank r
+    by_ranker = np.empty(batch.ids.shape, np.float64)
+    np.put_along_axis(by_ranker, ranked.order, np.arange(batch.ids.shape[1])[None, :], axis=1)
+    slot = np.arange(batch.ids.shape[1], dtype=np.float64)[None, :]
+    grid = (1.0 - weight) / (BLEND_K + 1.0 + by_ranker) + weight / (BLEND_K + 1.0 + slot)
+    return grid[filled].astype(np.float32)
+
+
 @dataclass
 class RankingStage:
     """Reads the merged candidates and the history, writes them reordered by the ranker."""
@@ -75,6 +94,7 @@ class RankingStage:
     ranker: Ranker
     features: FeatureSource
     n_items: int
+    blend: float = 0.0  # weight of the merged order blended in (the bundle's chosen order)
     name: str = "ranking"
     reads: tuple[str, ...] = ("user_id", "history", "candidates")
     writes: tuple[str, ...] = ("ranked",)
@@ -82,6 +102,7 @@ class RankingStage:
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
         history = history_of(state["history"], self.n_items)
         ranked = self.ranker.rank(
-            state["candidates"], history, [str(state["user_id"])], self.features
-        )
+            state["candidates"], history, [str(state["user_id"])], self.features,
+            blend=self.blend,
+        )  # fmt: skip
         return {"ranked": ranked}

@@ -17,9 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from recsys.artifacts import BundleError, load_bundle
-from recsys.catalog import CatalogError
-from recsys.decision import DecisionConfigError
+from recsys.artifacts import load_bundle
 from serving.admin.protocol import ReloadStatus
 from serving.errors import ServingError
 from serving.state import AppState
@@ -78,14 +76,7 @@ class Reloader:
                 }
             )
             log.info("reloaded %s -> %s", old.version if old else None, bundle.version)
-        except (
-            BundleError,
-            CatalogError,
-            DecisionConfigError,
-            ValueError,
-            OSError,
-            KeyError,
-        ) as exc:
+        except Exception as exc:  # whatever a bundle breaks, the reload ends, as failed
             self._status = self._status.model_copy(
                 update={
                     "state": "failed",
@@ -134,7 +125,10 @@ class BundleWatcher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a dead watcher would silently never load another bundle
+                log.exception("bundle watcher: check of %s failed; still watching", self.manifest)
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,7 +10,7 @@ from typing import Any
 from agents.agent import AgentConfig, ShoppingAgent
 from agents.compare import Comparer
 from agents.layer import LLMLayer
-from agents.llm import LLMError
+from agents.llm import LLMClient, LLMError
 from agents.memory import SessionMemory
 from agents.owners import SessionOwners
 from agents.port import CatalogPort, EnginePort
@@ -40,7 +40,9 @@ class ChatService:
     def agent(self, llm: LLMLayer) -> ShoppingAgent:
         with self._lock:
             if self._agent is None:
-                self._agent = ShoppingAgent(llm.client(), self.tools, self.memory, self.config)
+                self._agent = ShoppingAgent(
+                    llm.client("agent"), self.tools, self.memory, self.config
+                )
             return self._agent
 
     def vocabulary(self, engine: CatalogPort) -> CatalogVocabulary:
@@ -58,7 +60,7 @@ class ChatService:
         client, agent = None, None
         if llm is not None:
             try:
-                client, agent = llm.client(), self.agent(llm)
+                client, agent = llm.client("reply"), self.agent(llm)
             except LLMError:  # no model: the router answers alone, flagged llm_unavailable
                 client, agent = None, None
         return ChatRouter(
@@ -76,13 +78,22 @@ class ChatService:
         session token ``issued`` on a session's first turn)."""
         router = self.router(engine, llm)
         timeout = llm.compare_timeout_s if llm is not None else 0.0
-        comparer = Comparer(router.llm, engine.catalog, timeout)  # type: ignore[arg-type]
+        comparer = Comparer(_compare_client(llm), engine.catalog, timeout)  # type: ignore[arg-type]
         ctx = ToolContext.over(engine, request.user_id, comparer)
         for event in router.run(request.session_id, request.message, ctx):
             data = event["data"]
             if event["event"] == "done" and issued:
                 data = {**data, "session_token": issued}  # the stored trace never holds it
             yield sse(event["event"], data)
+
+
+def _compare_client(llm: LLMLayer | None) -> LLMClient | None:
+    if llm is None:
+        return None
+    try:
+        return llm.client("compare")
+    except LLMError:
+        return None
 
 
 def sse(event: str, data: Any) -> str:

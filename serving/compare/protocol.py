@@ -26,6 +26,21 @@ class CompareRequest(BaseModel):
     question: str = Field(
         default="", max_length=500, description="The shopper's question, as data for the LLM."
     )
+    stream: bool = Field(
+        default=False,
+        description="Answer as server-sent events (also when the Accept header asks for "
+        "text/event-stream): `facts` at once (the catalog's table), then `claims` (the "
+        "checked claims, when the model answers within the deadline), then `done` (what "
+        "degraded). false: one JSON document once the claims are in or the deadline passed.",
+    )
+    deadline_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=120,
+        description="How long the claims may take; null: the server's "
+        "(RECSYS_COMPARE_DEADLINE_S, 2.5 s). Past it the answer is the facts, flagged "
+        "llm_timeout.",
+    )
 
     @model_validator(mode="after")
     def one_subject(self) -> CompareRequest:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.events import MAX_EVENT_ID
+from recsys.events import MAX_EVENT_ID, MAX_TS
 
 # recsys.data.contract.EVENTS, spelled out for the schema (a test keeps the two equal).
 EventName = Literal["view", "click", "cart", "purchase", "rating"]
@@ -38,7 +38,29 @@ class EventRequest(BaseModel):
     ts: int | None = Field(
         default=None,
         ge=0,
-        description="When it happened, unix seconds; omitted = when the server receives it.",
+        le=MAX_TS,
+        description="When it happened, unix seconds (at most 9999-12-31); omitted = when the "
+        "server receives it.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="request_id of the list (recommend, search, rank) the item was taken from: "
+        "ties this event to that decision for click-through, conversion and off-policy "
+        "evaluation. Omitted = not attributed to any list.",
+    )
+    position: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="0-based position of the item in that list (its `position` there).",
+    )
+    value: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Order value of a purchase, in the catalog's currency.",
     )
 
 

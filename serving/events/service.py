@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recsys.events import Event
 from serving.events.protocol import EventRequest, EventResponse
+from serving.experiments.attribution import attribute
 from serving.metrics import ServingMetrics
 from serving.state import AppState
 
@@ -17,5 +18,6 @@ def record(state: AppState, request: EventRequest, metrics: ServingMetrics) -> E
         ts=request.ts,
     )
     fresh = state.record(event)
+    attribute(state.events, request)
     metrics.event(event.event, duplicate=not fresh)
     return EventResponse(accepted=True, duplicate=not fresh)

@@ -33,5 +33,6 @@ def readyz(state: StateDep) -> ReadyResponse:
     summary="Prometheus metrics",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(m: MetricsDep) -> Response:
+def metrics(m: MetricsDep, state: StateDep) -> Response:
+    m.breakers(service.breakers(state.current))
     return Response(m.render(), media_type=m.content_type)

@@ -13,6 +13,7 @@ from recsys.decision import Filters
 # FilterSpec and the decision layer's Filters carry the same fields (lists and dicts here,
 # tuples there)
 _FILTER_FIELDS = tuple(f.name for f in fields(Filters))
+FilterValue = Annotated[str, StringConstraints(max_length=256)]
 AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 AttributeValues = Annotated[
     list[Annotated[str, StringConstraints(min_length=1, max_length=200)]],
@@ -42,6 +43,11 @@ class ItemDetails(BaseModel):
 
 class ScoredItem(BaseModel):
     item_id: str = Field(description="Catalog item id.")
+    position: int | None = Field(
+        default=None,
+        description="0-based position in the list; send it back with the list's request_id "
+        "on /v1/events to attribute a click or purchase to this list.",
+    )
     score: float = Field(
         description="The ranker's score; the fused retrieval (RRF) score when no ranker serves. "
         "Items are ordered by it, best first."
@@ -65,12 +71,12 @@ class FilterSpec(BaseModel):
 
     price_min: float | None = Field(default=None, ge=0, description="Lowest price allowed.")
     price_max: float | None = Field(default=None, ge=0, description="Highest price allowed.")
-    categories: list[str] = Field(
+    categories: list[FilterValue] = Field(
         default_factory=list,
         max_length=50,
         description="Category paths such as 'Fashion > Outerwear'; an item under any passes.",
     )
-    brands: list[str] = Field(
+    brands: list[FilterValue] = Field(
         default_factory=list, max_length=50, description="Brands allowed (any case)."
     )
     in_stock: bool | None = Field(
@@ -82,7 +88,7 @@ class FilterSpec(BaseModel):
         default=None,
         description="Leave out what the shopper bought; null: the server's rule (on by default).",
     )
-    exclude_item_ids: list[str] = Field(
+    exclude_item_ids: list[FilterValue] = Field(
         default_factory=list, max_length=1000, description="Item ids never to return."
     )
     attributes: dict[AttributeKey, AttributeValues] = Field(
@@ -131,6 +137,11 @@ class ListResponse(BaseModel):
 
     model_version: str = Field(description="Version of the artifact bundle that answered.")
     request_id: str = Field(description="Id of this decision in the decision log.")
+    arm: str | None = Field(
+        default=None,
+        description="Experiment arm that answered (present while an experiment runs); the "
+        "decision log names it too.",
+    )
     items: list[ScoredItem] = Field(description="The items shown, best first.")
     decisions: list[DecisionLogEntry] | None = Field(
         default=None,
@@ -142,6 +153,7 @@ class ListResponse(BaseModel):
     )
     degraded: list[str] = Field(
         default_factory=list,
-        description="LLM steps that fell back to the non-LLM answer: llm_timeout, llm_error, "
-        "llm_unavailable.",
+        description="What fell back: LLM steps to the non-LLM answer (llm_timeout, llm_error, "
+        "llm_unavailable); features_unavailable: the online feature store failed, the ranker "
+        "scored on neutral features.",
     )

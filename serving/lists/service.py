@@ -8,6 +8,7 @@ adds the LLM rerank of its top when asked, logging the decision once, as shown.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from features.guarded import feature_reads
 from recsys.decision import Decision, DecisionRequest
 from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
@@ -22,11 +24,13 @@ from recsys.retrieval.merge import CandidateBatch
 from serving.lists.details import item_details
 from serving.lists.protocol import DecisionLogEntry, FilterSpec, ListResponse, ScoredItem
 from serving.lists.reasons import Evidence, reasons
+from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
-from serving.llm_steps import llm_rerank, truncate
+from serving.llm_steps import llm_rerank
 
 if TYPE_CHECKING:
     from agents.layer import LLMLayer
+    from serving.experiments.service import ArmRouter, Routed
     from serving.metrics import ServingMetrics
     from serving.state import Served
 
@@ -39,6 +43,8 @@ class ListDeps:
     log: DecisionLog | None = None
     llm: LLMLayer | None = None
     llm_pool: LLMPool = field(default_factory=LLMPool)  # LLM and chat work, bounded
+    llm_metrics: LLMMetrics | None = None
+    arms: ArmRouter | None = None  # experiment arms; None: every list from the served bundle
 
 
 @dataclass(frozen=True)
@@ -74,17 +80,51 @@ def new_request_id(given: str | None) -> str:
 
 def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = True) -> Result:
     """Run ``call``'s pipeline on the served bundle, count it, and (``log_now``) log its
-    decision; an LLM step that may reorder it logs later, through :func:`log_decision`."""
+    decision; an LLM step that may reorder it logs later, through :func:`log_decision`.
+
+    While an experiment runs, the shopper's arm answers: its bundle (see :func:`answered_by`),
+    its timing and failures counted for the arm's guardrail."""
+    routed = deps.arms.route(served, call) if deps.arms is not None else None
+    if routed is not None:
+        served, call = routed.served, routed.call
     inputs = {**call.inputs, "request": call.decision_request(deps.llm)}
-    with served.lock:
-        result = call.pipeline.run(inputs)
+    started = time.perf_counter()
+    try:
+        with served.lock, feature_reads() as degraded:  # a failing store degrades the answer
+            result = call.pipeline.run(inputs)
+    except Exception:
+        if routed is not None and deps.arms is not None:
+            deps.arms.observe(routed, call.endpoint, time.perf_counter() - started, failed=True)
+        raise
     state = result.state
+    if routed is not None and deps.arms is not None:
+        deps.arms.observe(routed, call.endpoint, time.perf_counter() - started, failed=False)
+        deps.arms.degraded(routed, sorted(degraded))
+        deps.arms.shadows(routed, call.endpoint, inputs, deps.log)
+        state[ROUTED] = routed
+    state["degraded"] = sorted(degraded)
+    for reason in degraded:
+        deps.metrics.fallback(call.endpoint, reason)
     deps.metrics.observe_pipeline(
         call.endpoint, result.trace, state["source_timings"], candidate_count(state)
     )
     if log_now:
-        log_decision(served, call, state["decision"], deps.log)
+        log_decision(served, call, state["decision"], deps.log, arm=_arm(result))
     return result
+
+
+ROUTED = "experiment_arm"  # result-state key of the arm that answered (set after the run)
+
+
+def answered_by(result: Result, served: Served) -> Served:
+    """The bundle that answered ``result``: an experiment arm's, else ``served``."""
+    routed: Routed | None = result.state.get(ROUTED)
+    return routed.served if routed is not None else served
+
+
+def _arm(result: Result) -> str | None:
+    routed: Routed | None = result.state.get(ROUTED)
+    return routed.arm.name if routed is not None else None
 
 
 async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[Result, list[str]]:
@@ -93,17 +133,26 @@ async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[R
     result = run_list(served, call, deps, log_now=not call.llm_rerank)
     if not call.llm_rerank:
         return result, []
+    served = answered_by(result, served)
     context = call.context(result) if call.context is not None else ""
     decision, degraded = await llm_rerank(
-        served, deps, result.state["decision"], context, call.endpoint
+        served, deps, result.state["decision"], context, call.endpoint, call.k
     )
-    result.state["decision"] = decision = truncate(decision, call.k)
-    log_decision(served, call, decision, deps.log)
+    result.state["decision"] = decision
+    log_decision(served, call, decision, deps.log, arm=_arm(result))
+    routed = result.state.get(ROUTED)
+    if routed is not None and deps.arms is not None:
+        deps.arms.degraded(routed, degraded)
     return result, degraded
 
 
 def log_decision(
-    served: Served, call: ListCall, decision: Decision, log: DecisionLog | None
+    served: Served,
+    call: ListCall,
+    decision: Decision,
+    log: DecisionLog | None,
+    arm: str | None = None,
+    shadow: bool = False,
 ) -> None:
     if log is None:
         return
@@ -115,6 +164,8 @@ def log_decision(
             user_id=str(call.inputs["user_id"]),
             endpoint=call.endpoint,
             model_version=served.version,
+            arm=arm,
+            shadow=shadow,
         )
     )
 
@@ -142,7 +193,9 @@ def scored_items(
     evidence = Evidence.of(served, state, [e.item for e in shown]) if explain else None
     out = []
     for entry, slot in zip(shown, decision.slots, strict=True):
-        item = ScoredItem(item_id=str(item_ids[entry.item]), score=entry.score)
+        item = ScoredItem(
+            item_id=str(item_ids[entry.item]), score=entry.score, position=entry.position
+        )
         # set only when asked, so they are absent from the JSON otherwise
         if evidence is not None:
             item.reasons = reasons(evidence, batch, int(slot), entry.item, entry.reason)
@@ -180,8 +233,17 @@ def fill(
     include_item: bool = False,
 ) -> None:
     """Set the items (with their catalog details when asked), and the decision log and trace
-    when asked (absent from the JSON otherwise)."""
+    when asked (absent from the JSON otherwise). An experiment arm's answer names the arm and
+    its bundle's version."""
+    served = answered_by(result, served)
+    arm = _arm(result)
+    if arm is not None:
+        response.arm = arm
+        response.model_version = served.version
     item_ids = served.bundle.item_ids
+    more = [r for r in result.state.get("degraded", ()) if r not in response.degraded]
+    if more:  # assigned only then: /v1/rank leaves unset fields out of its JSON
+        response.degraded = [*response.degraded, *more]
     response.items = scored_items(served, result.state, explain, include_item)
     if explain:
         response.decisions = decision_entries(item_ids, result.state["decision"])

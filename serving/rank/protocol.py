@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from serving.lists.protocol import FilterSpec, ListResponse
 
 MAX_ITEMS = 1000
+MAX_ID = 256  # the longest id accepted anywhere (user_id, item_id): unknown ids are echoed back
 
 
 class RankRequest(BaseModel):
@@ -18,11 +21,11 @@ class RankRequest(BaseModel):
         max_length=256,
         description="Shopper to rank for; null or unknown = no history (cold start).",
     )
-    item_ids: list[str] = Field(
+    item_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]] = Field(
         min_length=1,
         max_length=MAX_ITEMS,
-        description="Candidate item ids to rank (repeats count once; unknown ids are reported "
-        "in unknown_item_ids).",
+        description="Candidate item ids to rank, each 1 to 256 characters (repeats count once; "
+        "unknown ids are reported in unknown_item_ids).",
     )
     k: int | None = Field(
         default=None, ge=1, le=MAX_ITEMS, description="Return the best k; null = all known items."

@@ -69,6 +69,25 @@ class RewriteInfo(BaseModel):
         "query's own budget phrase when the LLM missed it."
     )
     rejected: list[str] = Field(description="LLM output that validation threw away, and why.")
+    price_min: float | None = Field(
+        default=None, description="Price floor stated in the query ('over 50'), applied."
+    )
+    attributes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Attribute values the query asks for ({'colour': ['red']}), read by the "
+        "shopping agent's parser, applied as filters to the keys the caller left open.",
+    )
+    brand: str | None = Field(default=None, description="Brand the query names, applied.")
+    confidence: float | None = Field(
+        default=None,
+        description="Retrieval's confidence in the query as typed: the idf-weighted share of "
+        "its words the best lexical match holds; below the threshold the query is long-tail.",
+    )
+    source: Literal["parser", "llm", "cache", "precomputed"] = Field(
+        default="parser",
+        description="Who answered: the parser alone (head queries), the LLM now, the shared "
+        "cache, or the bundle's precomputed rewrites.",
+    )
 
 
 class SearchResponse(ListResponse):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from agents.layer import LLMLayer
 from agents.rewrite import Rewrite
 from recsys.pipeline import Result
 from serving.lists.protocol import FilterSpec
@@ -15,40 +18,58 @@ from serving.lists.service import (
 )
 from serving.llm_steps import guarded
 from serving.search.protocol import RewriteInfo, SearchRequest, SearchResponse
+from serving.search.rewriting import audience_keys, parsed_only, rewriter_for
+from serving.search.rewriting import with_rewrite as rewritten_filters
 from serving.state import Served
 
 ENDPOINT = "search"
 ANONYMOUS = ""  # never a catalog user: no purchases to exclude
+REWRITE_SLACK_S = 0.25  # the parse, the cache, building a bundle's rewriter on first use
 
 
 async def rewrite_query(
     served: Served, request: SearchRequest, deps: ListDeps
 ) -> tuple[Rewrite | None, list[str]]:
-    """The validated rewrite (None when off or failed) and what degraded, off the event loop."""
+    """The validated rewrite (the parser's reading alone when the model failed; None when off)
+    and what degraded, off the event loop."""
     llm = deps.llm
     if request.rewrite == "off":
         return None, []
     if llm is None:
         return None, ["llm_unavailable"]
     mode = request.rewrite
-    return await guarded(
-        lambda: llm.rewrite(served, request.query, mode),
-        endpoint=ENDPOINT, deps=deps, timeout_s=llm.rewrite_config.timeout_s,
+    # the model keeps its own deadline; the slack covers the parse, the cache and a first
+    # request's building of the bundle's rewriter
+    rewrite, degraded = await guarded(
+        lambda: rewriter_for(served, llm).rewrite(request.query, mode),
+        endpoint=ENDPOINT, deps=deps, timeout_s=llm.rewrite_config.timeout_s + REWRITE_SLACK_S,
     )  # fmt: skip
+    if rewrite is None:  # the words' own prices and attributes still apply, flagged
+        rewrite = parsed_only(served, llm, request.query)
+    return rewrite, degraded
 
 
-def with_rewrite(filters: FilterSpec | None, rewrite: Rewrite | None) -> FilterSpec | None:
-    """The caller's filters, plus the rewrite's price cap where the caller set none."""
-    if rewrite is None or rewrite.price_max is None:
-        return filters
-    spec = filters or FilterSpec()
-    if spec.price_max is not None:
-        return spec
-    return spec.model_copy(update={"price_max": rewrite.price_max})
+def with_rewrite(
+    filters: FilterSpec | None,
+    rewrite: Rewrite | None,
+    priced: bool = True,
+    audience: frozenset[str] = frozenset(),
+) -> FilterSpec | None:
+    """The caller's filters, plus what the rewrite read where the caller set nothing (see
+    :func:`serving.search.rewriting.with_rewrite`). A catalog without prices (``priced``
+    false) takes no price bound: the caller asked for no price filter, so none may fail
+    their search."""
+    if rewrite is not None and not priced:
+        rewrite = replace(rewrite, price_min=None, price_max=None)
+    return rewritten_filters(filters, rewrite, audience)
 
 
 def call_of(
-    served: Served, request: SearchRequest, rewrite: Rewrite | None, endpoint: str = ENDPOINT
+    served: Served,
+    request: SearchRequest,
+    rewrite: Rewrite | None,
+    endpoint: str = ENDPOINT,
+    llm: LLMLayer | None = None,
 ) -> ListCall:
     expansions: tuple[str, ...] = ()
     if rewrite is not None:
@@ -63,7 +84,9 @@ def call_of(
             "expansions": expansions,
         },
         k=request.k,
-        filters=with_rewrite(request.filters, rewrite),
+        filters=with_rewrite(
+            request.filters, rewrite, served.catalog.price is not None, audience_keys(served, llm)
+        ),
         explore=request.explore,
         request_id=new_request_id(request.request_id),
         llm_rerank=request.llm_rerank,
@@ -101,6 +124,11 @@ def respond(
             price_max=rewrite.price_max,
             price_source=rewrite.price_source,
             rejected=list(rewrite.rejected),
+            price_min=rewrite.price_min,
+            attributes={k: list(v) for k, v in rewrite.attributes},
+            brand=rewrite.brand,
+            confidence=None if rewrite.confidence is None else round(rewrite.confidence, 4),
+            source=rewrite.source,
         )
     explain = request.explain or request.llm_rerank
     fill(response, served, result, explain, request.trace, request.include_item)
@@ -118,6 +146,6 @@ def search_now(
 
 async def search(served: Served, request: SearchRequest, deps: ListDeps) -> SearchResponse:
     rewrite, degraded = await rewrite_query(served, request, deps)
-    call = call_of(served, request, rewrite)
+    call = call_of(served, request, rewrite, llm=deps.llm)
     result, reranking = await run_decided(served, call, deps)
     return respond(served, request, call, result, deps, rewrite, degraded + reranking)

@@ -67,7 +67,8 @@ def test_serve_answers_over_http(bundle: Bundle, tmp_path: Path) -> None:
 
 def test_serve_trains_the_synthetic_shop_when_no_bundle_exists(tmp_path: Path) -> None:
     target = tmp_path / "demo" / "bundle"
-    proc, url = _serve(["--bundle", str(target), "--users", "300", "--items", "60"], tmp_path)
+    args = ["--bundle", str(target), "--train-if-missing", "--users", "300", "--items", "60"]
+    proc, url = _serve(args, tmp_path)
     try:
         _wait_ready(proc, url, 420)
         answer = httpx.post(f"{url}/v1/recommend", json={"user_id": "u000001"}, timeout=10)
@@ -76,3 +77,29 @@ def test_serve_trains_the_synthetic_shop_when_no_bundle_exists(tmp_path: Path) -
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "training one on the synthetic shop" in out and (target / "manifest.json").is_file()
+
+
+def test_serve_refuses_a_mistyped_bundle_path_instead_of_training(tmp_path: Path) -> None:
+    target = tmp_path / "bundel"  # a typo: nothing there
+    proc, _ = _serve(["--bundle", str(target)], tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert f"no bundle at {target}" in out and "--train-if-missing" in out
+    assert "training" not in out and not target.exists()
+
+
+def test_serve_names_an_unwritable_events_path_before_serving(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    port = _free_port()
+    env = {**os.environ, "RECSYS_EVENTS_PATH": str(blocker / "events.sqlite")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "recsys", "serve", "--port", str(port), "--bundle", str(bundle.path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(blocker / "events.sqlite") in lines[0], proc.stderr
+    assert "not writable" in lines[0] and "serving" not in proc.stdout

