@@ -202,10 +202,11 @@ class LLMClient:
         temperature: float = 0.0,
         timeout_s: float | None = None,
         purpose: str = "chat",
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """The answer's pieces as they are generated (not cached); :class:`LLMTimeout` after
         the pieces that came in time when the deadline passes, :class:`LLMError` on failure."""
         yield from self._run(messages, schema, max_tokens, temperature, timeout_s, purpose)
+        return None
 
     def _run(
         self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int,

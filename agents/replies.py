@@ -9,7 +9,7 @@ that mentions an item id no tool returned, the template is the reply.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 from agents.llm import LLMClient, LLMError, LLMTimeout
@@ -124,31 +124,78 @@ def answer_reply(item: Mapping[str, Any], asks: Sequence[str]) -> str:
     return f"{title}: " + "; ".join(answers) + "."
 
 
-def llm_opener(
-    llm: LLMClient, message: str, draft: str, timeout_s: float, max_tokens: int,
-    catalog_words: frozenset[str],
-) -> tuple[str | None, str]:  # fmt: skip
-    """(one friendly sentence to put before ``draft``, "") or (None, why not): late
-    (``llm_timeout``), failed (``llm_error``) or not usable (``llm_rejected``: it refuses,
-    echoes, loops, states a number, or names a catalog word the shopper and the draft never
-    used, which is how a small model invents products)."""
+def opener_messages(message: str) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": OPENER_SYSTEM}]
     for said, answer in OPENER_SHOTS:
         messages += [{"role": "user", "content": f"Shopper: {said}"},
                      {"role": "assistant", "content": answer}]  # fmt: skip
-    messages.append({"role": "user", "content": f"Shopper: {message[:300]}"})
+    # without the shopper's numbers the model has none to copy, and an opener with a number
+    # is refused (it may not be the catalog's)
+    plain = " ".join(re.sub(r"[$€£]?\d[\d.,]*", " ", message[:300]).split())
+    messages.append({"role": "user", "content": f"Shopper: {plain}"})
+    return messages
+
+
+def stream_opener(
+    llm: LLMClient, message: str, draft: str, timeout_s: float, max_tokens: int,
+    catalog_words: frozenset[str],
+) -> Generator[str, None, tuple[str | None, str]]:  # fmt: skip
+    """Yield the opener's words as the model writes them, each only once the text so far passes
+    :func:`usable`'s checks; return (the opener, "") or (None, why not): late
+    (``llm_timeout``), failed (``llm_error``) or not usable (``llm_rejected``: it refuses,
+    echoes, loops, states a number, or names a catalog word the shopper and the draft never
+    used, which is how a small model invents products). When the text goes wrong after a
+    whole sentence was streamed, that sentence is the opener (and ``why`` still says what
+    went wrong); a caller that got words and then None takes them back."""
+    context = f"{message} {draft}"
+    text, shown = "", 0
+    pieces = llm.stream(opener_messages(message), max_tokens=max_tokens, timeout_s=timeout_s,
+                        purpose="reply")  # fmt: skip
     try:
-        text = llm.complete(
-            messages, max_tokens=max_tokens, timeout_s=timeout_s, purpose="reply"
-        ).text.strip()
+        for piece in pieces:
+            text += piece
+            line = text.lstrip().split("\n")[0]
+            if "\n" in text.lstrip():  # one line only: the rest is not read
+                break
+            cut = line.rfind(" ")  # the last word may still be growing
+            if cut <= shown:
+                continue
+            if not usable(line[:cut], context, catalog_words):
+                return _whole_sentence(line[:shown]), "llm_rejected"
+            yield line[shown:cut]
+            shown = cut
     except LLMTimeout:
         return None, "llm_timeout"
     except LLMError:
         return None, "llm_error"
-    text = text.split("\n")[0].strip()
-    return (text, "") if usable(text, f"{message} {draft}", catalog_words) else (
-        None, "llm_rejected"
-    )
+    finally:
+        pieces.close()  # stop generating: frees the model for the next caller
+    line = text.strip().split("\n")[0].strip()
+    if not usable(line, context, catalog_words):
+        return _whole_sentence(line[:shown]), "llm_rejected"
+    if len(line) > shown:
+        yield line[shown:]
+    return line, ""
+
+
+def _whole_sentence(shown: str) -> str | None:
+    """What was already streamed, when it ends a sentence (the rest is dropped); else None."""
+    cut = max(shown.rfind("."), shown.rfind("!"))
+    return shown[: cut + 1].strip() if cut > 0 else None
+
+
+def llm_opener(
+    llm: LLMClient, message: str, draft: str, timeout_s: float, max_tokens: int,
+    catalog_words: frozenset[str],
+) -> tuple[str | None, str]:  # fmt: skip
+    """:func:`stream_opener`, whole: (the opener, "") or (None, why not)."""
+    run = stream_opener(llm, message, draft, timeout_s, max_tokens, catalog_words)
+    while True:
+        try:
+            next(run)
+        except StopIteration as finished:
+            result: tuple[str | None, str] = finished.value
+            return result
 
 
 def usable(text: str, context: str, catalog_words: frozenset[str]) -> bool:

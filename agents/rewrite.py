@@ -269,10 +269,14 @@ class QueryRewriter:
             text = " ".join(str(word).split())[:40]
             if not text or text.lower() in {query.lower(), *(k.lower() for k in keywords)}:
                 continue
-            if any(self.vocabulary(w) for w in tokens(text)):
+            words = content_words(text) or tokens(text)
+            known = sum(self.vocabulary(w) for w in words)
+            # most of its words must be catalog words: a 135M model echoes the request
+            # ("gift for my grandad who loves"), which adds nothing to searching it as typed
+            if words and 2 * known >= len(words):
                 keywords.append(text)
             else:
-                rejected.append(f"keyword {text!r}: no word the catalog knows")
+                rejected.append(f"keyword {text!r}: mostly words the catalog does not know")
         category = None
         leaf = answer.get("category")
         if isinstance(leaf, str):
@@ -288,6 +292,7 @@ class QueryRewriter:
         if category and not close[-1]:
             category = None
         price_min, price_max, source = self._prices(query, answer, parsed, rejected)
+        attributes = self._attributes(query, answer.get("attributes"), parsed, rejected)
         return Rewrite(
             query=query,
             kind=kind,
@@ -298,7 +303,7 @@ class QueryRewriter:
             rejected=tuple(rejected),
             used_llm=True,
             price_min=price_min,
-            attributes=self._attributes(query, answer.get("attributes"), parsed, rejected),
+            attributes=attributes,
             brand=parsed.brand,
             confidence=confidence,
             source="llm",

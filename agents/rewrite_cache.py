@@ -64,6 +64,9 @@ class RewriteCacheSettings(BaseSettings):
         default=Path("var/serving/rewrites.sqlite"), description="The SQLite store's file."
     )
     ttl_s: int = Field(default=7 * 86_400, ge=60, description="How long a Redis entry lives.")
+    precomputed: bool = Field(
+        default=True, description="Read the bundle's precomputed rewrites (false: measure without)."
+    )
 
 
 def redis_url_from_feast(connection: str) -> str:

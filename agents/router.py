@@ -13,7 +13,7 @@ the path each turn took and why.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,7 +30,7 @@ from agents.replies import (
     compare_reply,
     guide_reply,
     list_reply,
-    llm_opener,
+    stream_opener,
 )
 from agents.router_filters import (
     allowed,
@@ -122,7 +122,7 @@ class ChatRouter:
         elif understood.references and understood.intent == "item_question":
             state = _focus(state, understood)
         left = self.config.deadline_s - (time.monotonic() - started) - 0.1
-        turn.answer = self._reply(draft, turn, understood.intent, left)
+        turn.answer = yield from self._reply(draft, turn, understood.intent, left)
         turn.items = items
         yield from self._finish(turn, state, started, plan.path, ctx)
 
@@ -261,23 +261,41 @@ class ChatRouter:
         plan = Plan("direct", why, "get_item", {"item_id": rows[0]["item_id"], "asks": u.asks})
         return plan, rows, answer_reply(facts, u.asks)
 
-    def _reply(self, draft: str, turn: Turn, intent: str, left: float) -> str:
+    def _reply(
+        self, draft: str, turn: Turn, intent: str, left: float
+    ) -> Generator[dict[str, Any], None, str]:
         """The templated draft, opened by one sentence of the LLM's when it is in time and
-        usable; the draft alone otherwise (flagged). Answers of fact (compare, guidance, a
-        question about an item) are the catalog's alone: a small model's sentence there
-        states things the catalog does not."""
+        usable, streamed as ``delta`` events while it is written (``{"reset": true}`` takes
+        them back when the sentence turns out unusable or late); the draft alone otherwise
+        (flagged). Answers of fact (compare, guidance, a question about an item) are the
+        catalog's alone: a small model's sentence there states things the catalog does not."""
         if self.llm is None or intent not in LIST_INTENTS:
             return draft
         if left <= 0.05:
             turn.degraded.append("llm_timeout")
             return draft
         timeout = min(self.config.reply_timeout_s, left)
-        opener, why = llm_opener(self.llm, turn.message, draft, timeout,
-                                 self.config.reply_max_tokens, self.vocab.known)  # fmt: skip
-        if opener is None:
+        opener = stream_opener(self.llm, turn.message, draft, timeout,
+                               self.config.reply_max_tokens, self.vocab.known)  # fmt: skip
+        streamed = False
+        while True:
+            try:
+                words = next(opener)
+            except StopIteration as finished:
+                said, why = finished.value
+                break
+            streamed = True
+            yield {"event": "delta", "data": {"text": words}}  # not traced: the message is
+        if said is None:
             turn.degraded.append(why)  # the templated reply stands
+            if streamed:
+                yield {"event": "delta", "data": {"reset": True}}
             return draft
-        return f"{opener}\n{draft}"
+        if why:  # a sentence was streamed, then the model went wrong: the sentence stays
+            yield {"event": "delta", "data": {"reset": True}}
+            yield {"event": "delta", "data": {"text": said}}
+        yield {"event": "delta", "data": {"text": "\n"}}
+        return f"{said}\n{draft}"
 
     def _finish(
         self, turn: Turn, state: SessionState, started: float, path: str, ctx: ToolContext

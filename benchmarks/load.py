@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.loadgen import (  # noqa: E402
+    Connection,
     LoadClient,
     Server,
     encode_post,
@@ -154,12 +155,14 @@ async def bench_endpoint(
     else:
         conns = await open_connections(host, port, args.connections)
     client = await LoadClient.start(host, port, args.timeout, conns)
-    # one more connection per worker, outside the load, to read each worker's stage metrics
     if server is not None:
         out["connections_per_worker"] = server.connections_per_worker(conns)
-        probes = await server.open_balanced(server.workers)
-    else:
-        probes = await open_connections(host, port, 1)  # one worker's view, with --url
+
+    async def probes() -> list[Connection]:
+        """One connection per worker, outside the load, to read its stage metrics."""
+        if server is not None:
+            return await server.open_balanced(server.workers)
+        return await open_connections(host, port, 1)  # one worker's view, with --url
     stopped: str | None = None
     try:
         for i, rate in enumerate(args.rates):
@@ -170,10 +173,10 @@ async def bench_endpoint(
                 await client.run(rate, args.warmup, payloads, args.arrival, seed=10_000 + i)
             cpu0 = server.cpu_seconds() if server else 0.0
             busy0 = host_busy_seconds()
-            stages0 = await scrape(probes, host, port) if probes else {}
+            stages0 = await scrape(await probes(), host, port)
             run = await client.run(rate, args.duration, payloads, args.arrival, seed=i)
-            if probes:
-                run.update(breakdown(stages0, await scrape(probes, host, port), path))
+            after = await scrape(await probes(), host, port)
+            run.update(breakdown(stages0, after, (name, path)))
             if server is not None:
                 run["server_cpu_s"] = round(server.cpu_seconds() - cpu0, 2)
                 # every worker's CPU (parsing, event loop, GC included) over the 2xx answers
@@ -197,8 +200,6 @@ async def bench_endpoint(
                 stopped = f"stopped after {rate:g} rps: p99 {p99} ms, errors {run['error_rate']}"
     finally:
         await client.close()
-        for conn in probes:
-            conn.close()
     return out
 
 

@@ -3,12 +3,13 @@
 Each uvicorn worker keeps its own metrics, and a keep-alive connection stays with the worker
 that accepted it, so the benchmark holds one connection per worker and scrapes every one of
 them before and after a rate; the difference of the stage histograms' sums and counts is the
-mean time each pipeline stage (and candidate source) took per request at that rate.
+mean time each pipeline stage (and candidate source) took per request at that rate. The
+scrape connections are opened outside the timed window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,33 +45,39 @@ def parse(text: str) -> Totals:
 
 
 async def scrape(conns: Sequence[Connection], host: str, port: int) -> Totals:
-    """Every worker's stage histograms, added up."""
+    """Every worker's stage histograms, added up; closes ``conns`` (fresh ones each time: the
+    server drops a connection idle past its keep-alive timeout, shorter than a rate's run)."""
     total: dict[tuple[str, str, str], list[float]] = {}
     payload = encode_get(host, port, "/metrics")
-    for conn in conns:
-        status, body, _ = await conn.request(payload)
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
-        for key, (s, c) in parse(body.decode()).items():
-            slot = total.setdefault(key, [0.0, 0.0])
-            slot[0] += s
-            slot[1] += c
+    try:
+        for conn in conns:
+            status, body, _ = await conn.request(payload)
+            if status != 200:
+                raise RuntimeError(f"/metrics answered {status}: {body[:200]!r}")
+            for key, (s, c) in parse(body.decode()).items():
+                slot = total.setdefault(key, [0.0, 0.0])
+                slot[0] += s
+                slot[1] += c
+    finally:
+        for conn in conns:
+            conn.close()
     return {k: (v[0], v[1]) for k, v in total.items()}
 
 
-def breakdown(before: Totals, after: Totals, path: str) -> dict[str, Any]:
-    """Mean milliseconds per request of each stage, source and the whole app for ``path``
-    between two scrapes: {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x}."""
+def breakdown(before: Totals, after: Totals, endpoint: Collection[str]) -> dict[str, Any]:
+    """Mean milliseconds per request of each stage, source and the whole app for the endpoint
+    (its labels: stages carry its name, requests its path) between two scrapes:
+    {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x}."""
     out: dict[str, Any] = {"stages_ms": {}, "sources_ms": {}}
     for key, (s1, c1) in after.items():
-        name, endpoint, part = key
+        name, label, part = key
         s0, c0 = before.get(key, (0.0, 0.0))
         if c1 <= c0:
             continue
         mean_ms = round(1000.0 * (s1 - s0) / (c1 - c0), 3)
         if name == "recsys_source_latency_seconds":
             out["sources_ms"][part] = mean_ms  # sources carry no endpoint label
-        elif endpoint != path:
+        elif label not in endpoint:
             continue
         elif name == "recsys_stage_latency_seconds":
             out["stages_ms"][part] = mean_ms

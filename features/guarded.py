@@ -70,43 +70,58 @@ class GuardedFeatures:
 
     @property
     def version(self) -> str:
-        return self._read(lambda: self.inner.version, lambda: "")
+        return self._cached(lambda: self.inner.version, lambda: "")
 
     def align(self, item_ids: np.ndarray) -> None:
-        self._read(lambda: self.inner.align(item_ids), lambda: None)
+        self._cached(lambda: self.inner.align(item_ids), lambda: None)
+
+    # Item reads come from the in-process matrix; only a new materialization makes them read
+    # the store. They neither ask the breaker nor count as its successes (a request's item
+    # read succeeding must not hide that its user read failed), but a failure counts.
 
     def items_at(self, idx: np.ndarray) -> np.ndarray:
-        return self._read(lambda: self.inner.items_at(idx), lambda: _nan(len(idx), ITEM_FEATURES))
+        return self._cached(lambda: self.inner.items_at(idx), lambda: _nan(len(idx), ITEM_FEATURES))
 
     def items(self, item_ids: Sequence[str]) -> np.ndarray:
-        return self._read(
+        return self._cached(
             lambda: self.inner.items(item_ids), lambda: _nan(len(item_ids), ITEM_FEATURES)
         )
 
     def users(self, user_ids: Sequence[str]) -> np.ndarray:
+        """Rows not cached are read from the store: through the breaker."""
         return self._read(
-            lambda: self.inner.users(user_ids), lambda: _nan(len(user_ids), USER_FEATURES)
+            lambda: self.breaker.call(self.inner.users, user_ids),
+            lambda: _nan(len(user_ids), USER_FEATURES),
+            lambda: self.inner.users(user_ids),
         )
 
     def forget(self, user_ids: Sequence[str]) -> None:
         self.inner.forget(user_ids)
 
     def refresh(self) -> bool:
-        return self._read(self.inner.refresh, lambda: False)
+        return self._cached(self.inner.refresh, lambda: False)
 
-    def _read(self, read: Callable[[], T], neutral: Callable[[], T]) -> T:
+    def _cached(self, read: Callable[[], T], neutral: Callable[[], T]) -> T:
+        def counted() -> T:
+            try:
+                return read()
+            except Exception as exc:
+                self.breaker.failure(exc)
+                raise
+
+        return self._read(counted, neutral, read)
+
+    def _read(
+        self, guarded: Callable[[], T], neutral: Callable[[], T], plain: Callable[[], T]
+    ) -> T:
         scope = _SCOPE.get()
         # Outside a scope (training, evaluation, a notebook) a failure is an error, as is one in
         # a trial, which tests the store itself whatever the breaker thinks.
-        strict = scope is None or scope.strict
+        if scope is None or scope.strict:
+            return plain()
         try:
-            if strict:
-                return read()
-            return self.breaker.call(read)
+            return guarded()
         except Exception as exc:
-            if strict:
-                raise
-            assert scope is not None
             scope.degraded.add(FEATURES_UNAVAILABLE)
             if not isinstance(exc, BreakerOpenError):  # refusals: one line per opening is enough
                 log.warning("online features unavailable (%s): neutral features", exc)

@@ -123,10 +123,13 @@ class FeatureStoreSettings(BaseSettings):
         return raw
 
     def _redis_connection(self) -> str:
-        """``redis_url`` plus the timeouts, unless the URL sets its own."""
+        """``redis_url`` plus the timeouts, unless the URL sets its own. ``retry=null``: redis-py
+        8 otherwise retries a refused connection three times with backoff (seconds per read
+        while the server is down); the breaker decides when to try again instead."""
         options = {
             "socket_timeout": self.redis_timeout_s,
             "socket_connect_timeout": self.redis_timeout_s,
+            "retry": "null",
         }
         given = {part.split("=", 1)[0].strip() for part in self.redis_url.split(",")}
         extra = [f"{k}={v}" for k, v in options.items() if k not in given]

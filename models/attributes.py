@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.base import CandidateModel, TrainingData, mask_history, top_n
-from models.sparse_topn import MAX_SPARSE_BATCH, sparse_top_n, worth_sparse
+from models.base import CandidateModel, TrainingData, top_n
+from models.sparse_topn import MAX_SPARSE_BATCH, row_positions, sparse_top_n, worth_sparse
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -151,36 +151,65 @@ class AttributesModel(CandidateModel):
             scores[lo : lo + SCORE_BLOCK] = (self.items_ @ block.T).T
         return scores * self.prior_[None, :]
 
+    def _row_profile(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One history's (tokens, weights), a token once per recent item carrying it: the
+        item rows gathered directly, no sparse objects (their construction and checks cost
+        more than the arithmetic at one request)."""
+        assert self.items_ is not None
+        m, cfg = self.items_, self.config
+        recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
+        weights = 0.5 ** (np.arange(len(recent))[::-1] / cfg.half_life)
+        at = row_positions(m.indptr, recent)
+        per_entry = np.repeat(weights, np.diff(m.indptr)[recent]).astype(np.float32)
+        return m.indices[at], m.data[at] * per_entry
+
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`CandidateModel.recommend`, through the token postings: only the items
-        sharing a token with the history are scored, the rest (score 0) fill by popularity
-        (same list up to ties). Broad tokens (a top-level category), or a large batch, take
-        the dense scan: cheaper there."""
+        """As :meth:`CandidateModel.recommend` (same list up to ties and float rounding), per
+        history: through the token postings where the shared tokens reach a small share of
+        the catalog (the rest score 0 and fill by popularity), else one dense product. Large
+        batches take the vectorised dense path."""
         if self.items_ is None or self.prior_ is None:
             raise RuntimeError("attributes is not fitted; call fit() first")
         if histories.n_users > MAX_SPARSE_BATCH:
             return super().recommend(histories, n, exclude_seen)
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
         postings = getattr(self, "postings_", None)
         order = getattr(self, "prior_order_", None)
         if postings is None or order is None:  # derived: not pickled (see __getstate__)
             postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
             order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
-        profile = self.query_matrix(histories) @ self.items_  # (B, T) sparse
-        # items the shared tokens reach, an upper bound known before the product
-        reach = int(np.diff(postings.indptr)[profile.indices].sum())
-        if not worth_sparse(reach, histories.n_users, postings.shape[1]):
-            if n <= 0:
-                raise ValueError(f"n must be positive, got {n}")
-            scores = self._dense(profile)  # the profile computed once, either way
-            if exclude_seen:
-                mask_history(scores, histories)
-            return top_n(scores, n)
-        hits = sp.csr_matrix(profile @ postings)  # (B, I): only items sharing a token
-        hits.data *= self.prior_[hits.indices]
-        zeros = np.zeros(len(self.prior_), dtype=np.float32)  # no shared token scores 0
-        return sparse_top_n(hits, order, zeros, histories, n, exclude_seen)
+        n_items, n_tokens = self.items_.shape
+        zeros = np.zeros(n_items, dtype=np.float32)  # no shared token scores 0
+        reach_of = np.diff(postings.indptr)
+        ids = np.empty((histories.n_users, n), dtype=np.int64)
+        scores = np.empty((histories.n_users, n), dtype=np.float32)
+        for row in range(histories.n_users):
+            history = histories.user(row)
+            tokens, weights = self._row_profile(history)
+            profile = np.bincount(tokens, weights=weights, minlength=n_tokens)  # (T,)
+            used = np.flatnonzero(profile)
+            one = Sequences(np.array([0, len(history)]), history, history[:0].astype(np.int64),
+                            history[:0].astype(np.int8), n_items)  # fmt: skip
+            if worth_sparse(int(reach_of[used].sum()), 1, n_items):
+                at = row_positions(postings.indptr, used)
+                items, inverse = np.unique(postings.indices[at], return_inverse=True)
+                contrib = postings.data[at] * np.repeat(profile[used], reach_of[used])
+                summed = (np.bincount(inverse, weights=contrib) * self.prior_[items]).astype(
+                    np.float32
+                )
+                hits = sp.csr_matrix((summed, items, np.array([0, len(items)])),
+                                     shape=(1, n_items))  # fmt: skip
+                got = sparse_top_n(hits, order, zeros, one, n, exclude_seen)
+            else:
+                dense = (self.items_ @ profile.astype(np.float32)) * self.prior_  # (I,)
+                if exclude_seen:
+                    dense[history] = -np.inf
+                got = top_n(dense[None, :].astype(np.float32), n)
+            ids[row], scores[row] = got[0][0], got[1][0]
+        return ids, scores
 
     def __getstate__(self) -> dict[str, Any]:
         # postings are the transpose of items_: rebuilt on first use rather than pickled twice

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData, top_n
-from models.sparse_topn import MAX_SPARSE_BATCH, sparse_top_n, worth_sparse
+from models.sparse_topn import MAX_SPARSE_BATCH, row_positions, sparse_top_n, worth_sparse
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -107,10 +107,9 @@ class CovisitModel(CandidateModel):
         m = self.matrix_
         recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
         weights = np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
-        starts, ends = m.indptr[recent], m.indptr[recent + 1]
-        at = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)] or [[]])
-        at = at.astype(np.int64)
-        return m.indices[at], m.data[at] * np.repeat(weights, ends - starts).astype(np.float32)
+        at = row_positions(m.indptr, recent)
+        per_entry = np.repeat(weights, np.diff(m.indptr)[recent]).astype(np.float32)
+        return m.indices[at], m.data[at] * per_entry
 
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True

@@ -5,7 +5,9 @@ is fitted on labelled groups, scores natively for training, evaluation and the p
 and exports to ONNX for serving: ``OnnxSession(ranker.export_onnx(path)).run(
 ranker.onnx_feeds(frame))`` must give ``ranker.predict(frame)`` within ``onnx_tolerance``.
 The pipeline (:class:`recsys.ranking.ranker.Ranker`) and the bundle only use these verbs, so a
-new ranker is a class that has them plus an entry in :mod:`models.ranker_registry`.
+new ranker is a class that has them plus an entry in :mod:`models.ranker_registry`. A tree
+ranker may also have ``export_trees(path)`` (LightGBM model text): the bundle then compiles it
+(:mod:`models.compiled_trees`) and serves it that way, as :mod:`models.ranker_runtime` picks.
 """
 
 from __future__ import annotations

@@ -81,9 +81,7 @@ def compile_and_check(
     return {"trees": trees_file, "trees_max_abs_diff": diff}
 
 
-def open_scorer(
-    root: Path, entry: dict[str, Any], name: str, runtime: str | None = None
-) -> Any:
+def open_scorer(root: Path, entry: dict[str, Any], name: str, runtime: str | None = None) -> Any:
     """The session ``recsys.ranking.ranker.Ranker`` scores through (``run(feeds)``), or None
     for native scoring. ``runtime`` None reads ``RECSYS_RANKER_RUNTIME``."""
     settings = get_runtime_settings()
@@ -101,8 +99,7 @@ def open_scorer(
             if chosen == "lleaves":
                 raise RuntimeError(f"ranker {name!r}: compiled trees unavailable: {exc}") from exc
             warnings.warn(
-                f"ranker {name!r} served through ONNX Runtime: compiled trees unavailable "
-                f"({exc})",
+                f"ranker {name!r} served through ONNX Runtime: compiled trees unavailable ({exc})",
                 stacklevel=2,
             )
     from models.onnx_runtime import OnnxSession

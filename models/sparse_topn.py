@@ -23,6 +23,15 @@ MAX_SPARSE_BATCH = 64
 MAX_SPARSE_SHARE = 0.1
 
 
+def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in a CSR matrix's ``indices``/``data`` of the entries of ``rows``, in order
+    (a row listed twice, twice): one request's rows gathered without a sparse object."""
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
+    before = np.cumsum(lengths) - lengths  # where each row's entries start in the output
+    return np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
 def worth_sparse(hits: int, rows: int, n_items: int) -> bool:
     """Whether ``hits`` stored scores over ``rows`` histories are few enough for the sparse
     path to beat a dense scan of ``n_items`` per row."""

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from models.attributes import coverage as attribute_coverage
 from models.base import TrainingData, VectorModel
 from models.registry import make_model
+from recsys.bundle_files import BUNDLE_FORMAT, check_manifest, checksums, sha256
 from recsys.catalog import Catalog, catalog_frame
 from recsys.data.contract import Dataset, dataset_fingerprint
 from recsys.data.sequences import EncodedDataset, Sequences, encode
@@ -36,7 +37,7 @@ from recsys.data.split import leave_one_out
 from recsys.errors import BundleError
 from recsys.evaluation.protocol import evaluate_fitted
 from recsys.overrides import Overrides, check_overrides, configured
-from recsys.ranking.bundle import FEATURE_REPO, Ranking, load_ranking, train_ranking
+from recsys.ranking.bundle import Ranking, load_ranking, train_ranking
 from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.retriever import RetrievalConfig, Retriever
 from recsys.retrieval.sources import CandidateSource
@@ -44,7 +45,6 @@ from recsys.retrieval.sources import CandidateSource
 if TYPE_CHECKING:
     from features.store import FeatureStoreConfig
 
-BUNDLE_FORMAT = 1
 __all__ = ["Bundle", "BundleError", "TrainConfig", "dataset_fingerprint"]
 
 HISTORY_FREE = {"popular"}  # sources that answer without a history: the cold-start path
@@ -119,14 +119,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _make_index(vectors: np.ndarray) -> Any:
@@ -233,7 +225,7 @@ def train_bundle(
     fingerprint = dataset_fingerprint(ds)
     config_doc = asdict(config)
     config_hash = hashlib.sha256(json.dumps(config_doc, sort_keys=True).encode()).hexdigest()
-    checksums = _checksums(path)
+    files_sums = checksums(path)
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": f"{ds.name}-{fingerprint[:8]}-{config_hash[:8]}-seed{config.seed}",
@@ -245,31 +237,10 @@ def train_bundle(
         "ranking": ranking_section,
         "train_seconds": round(time.perf_counter() - started, 3),
         "versions": package_versions(),
-        "checksums": checksums,
+        "checksums": files_sums,
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return path
-
-
-# Written while a bundle serves, so no checksum can hold: the Feast yaml is rendered for the
-# configured online store, and the SQLite online store takes the pushed events. The online store
-# is checked by the trial requests a bundle answers before it is swapped in (serving.state).
-_MUTABLE = ("feature_store.yaml", "data/online_store.db")
-
-
-def _checksums(path: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(path)): _sha256(p)
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != "manifest.json" and not _mutable(p.relative_to(path))
-    }
-
-
-def _mutable(rel: Path) -> bool:
-    if rel.parts[:1] != (FEATURE_REPO,):
-        return False
-    inner = "/".join(rel.parts[1:])
-    return any(inner == m or inner.startswith(f"{m}-") for m in _MUTABLE)  # -journal, -wal
 
 
 def attach_ranking(
@@ -297,7 +268,7 @@ def attach_ranking(
     ranking_hash = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
     base = str(manifest["version"]).split("+rank-")[0]
     manifest["version"] = f"{base}+rank-{ranking_hash.hexdigest()[:8]}"
-    manifest["checksums"] = _checksums(root)
+    manifest["checksums"] = checksums(root)
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return root
 
@@ -319,12 +290,12 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
         manifest = json.loads(manifest_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_file}: not valid JSON ({exc})") from exc
-    _check_manifest(manifest_file, manifest)
+    check_manifest(manifest_file, manifest)
     for rel, expected in manifest["checksums"].items():
         file = root / rel
         if not file.is_file():
             raise BundleError(f"{file}: listed in the manifest but missing")
-        if _sha256(file) != expected:
+        if sha256(file) != expected:
             raise BundleError(f"{file}: checksum differs from the manifest (corrupt or replaced)")
     sources: list[CandidateSource] = []
     for name, entry in manifest["sources"].items():
@@ -362,36 +333,6 @@ def load_bundle(path: str | Path, features: FeatureStoreConfig | None = None) ->
         ranking=ranking,
         catalog=catalog,
     )
-
-
-# what load_bundle reads of a manifest, and the JSON type each must have
-_MANIFEST_FIELDS: dict[str, type] = {
-    "version": str, "sources": dict, "config": dict, "checksums": dict,
-}  # fmt: skip
-
-
-def _check_manifest(file: Path, manifest: Any) -> None:
-    """A manifest that is not the object ``train_bundle`` writes is a BundleError naming what."""
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{file}: expected a JSON object, got {type(manifest).__name__}")
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(
-            f"{file}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}"
-        )
-    for key, kind in _MANIFEST_FIELDS.items():
-        if not isinstance(manifest.get(key), kind):
-            raise BundleError(
-                f"{file}: {key!r} must be a JSON {kind.__name__}, got {manifest.get(key)!r:.80}"
-            )
-    if not manifest["checksums"]:
-        raise BundleError(f"{file}: 'checksums' is empty; every bundle file must be listed")
-    if not isinstance(manifest["config"].get("retrieval"), dict):
-        raise BundleError(f"{file}: config.retrieval must be a JSON object")
-    for name, entry in manifest["sources"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
-            raise BundleError(f"{file}: sources.{name} must be an object with a 'model' file")
-    if manifest.get("ranking") is not None and not isinstance(manifest["ranking"], dict):
-        raise BundleError(f"{file}: 'ranking' must be a JSON object or null")
 
 
 def _guarded(online: Any, features: FeatureStoreConfig | None) -> Any:

@@ -93,7 +93,9 @@ class CircuitBreaker:
 
     def failure(self, error: BaseException | str) -> None:
         with self._lock:
-            self.last_error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            self.last_error = (
+                error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            )
             self._failed += 1
             if self._state == "half_open" or self._failed >= self.failures:
                 self._opened_at, self._trial = self._clock(), False

@@ -92,6 +92,9 @@ def create_app(
         limit_compute_threads(settings.compute_threads)  # the bundle may have loaded new pools
         # A bundle is millions of long-lived objects (id maps, caches): leave them out of the
         # collector's full passes, which otherwise stall a request for tens of milliseconds.
+        # Unfrozen first: frozen objects are never collected, so the bundles swapped out before
+        # (cycles and all, once unreferenced) would stay in memory for good, reload after reload.
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
         metrics.bundle_loaded(served.version)

@@ -46,11 +46,11 @@ class RequestLimits:
         body = bytearray()
         more = True
         while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away: nothing to answer
+            received = await receive()
+            if received["type"] != "http.request":  # the client went away: nothing to answer
                 return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+            body += received.get("body", b"")
+            more = received.get("more_body", False)
             if len(body) > self.max_body:
                 await self._too_large(scope, receive, send, f"over {self.max_body}")
                 return

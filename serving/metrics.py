@@ -17,12 +17,20 @@ import bisect
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsys.breaker import STATE_VALUES
@@ -140,11 +148,18 @@ class ServingMetrics:
             "recsys_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open "
             "(requests degraded)", ("breaker",), "gauge",
         )  # fmt: skip
+        self.decisions_dropped = _Family(
+            "recsys_decision_log_dropped", "Decision-log records dropped because the writer "
+            "fell behind (DecisionLog.dropped)", (), "gauge",
+        )  # fmt: skip
         self.registry = CollectorRegistry()
+        # this process's CPU, memory, open files, and the collector's passes per generation
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.registry.register(
             _AppCollector([self.requests, self.latency, self.stage_latency,
                            self.source_latency, self.candidates, self.fallbacks, self.events,
-                           self.bundle, self.breaker])
+                           self.bundle, self.breaker, self.decisions_dropped])
         )  # fmt: skip
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -174,6 +189,9 @@ class ServingMetrics:
     def bundle_loaded(self, version: str) -> None:
         self.bundle.clear()
         self.bundle.set((version,), 1.0)
+
+    def decision_log(self, dropped: int) -> None:
+        self.decisions_dropped.set((), float(dropped))
 
     def breakers(self, states: Mapping[str, str]) -> None:
         self.breaker.clear()
@@ -207,7 +225,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
+            route = scope.get("route") or _plain_route(scope)
             endpoint = str(getattr(route, "path", "unmatched"))
             elapsed = time.perf_counter() - started
             self.metrics.observe_request(endpoint, scope["method"], status, elapsed)
+
+
+def _plain_route(scope: Scope) -> Any:
+    """The Starlette route (not a FastAPI one, which sets ``scope["route"]``) that matches, such
+    as /openapi.json; None for a path no route serves (a 404: ``unmatched``)."""
+    app = scope.get("app")
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, Route) and route.matches(scope)[0] == Match.FULL:
+            return route
+    return None

@@ -152,10 +152,12 @@ def trial(served: Served) -> None:
     """
     bundle = served.bundle
     users = [str(bundle.user_ids[0])] if len(bundle.user_ids) else []
-    runs = [(f"recommend for {u!r}", served.recommend, {"user_id": u}) for u in users]
+    runs: list[tuple[str, Pipeline, dict[str, object]]] = [
+        (f"recommend for {u!r}", served.recommend, {"user_id": u}) for u in users
+    ]
     runs.append(("recommend for a cold user", served.recommend, {"user_id": TRIAL_COLD_USER}))
     query = _trial_query(bundle)
-    search = {"user_id": "", "query": query, "expansions": ()}
+    search: dict[str, object] = {"user_id": "", "query": query, "expansions": ()}
     runs.append((f"search {query!r}", served.search, search))
     for what, pipeline, inputs in runs:
         try:

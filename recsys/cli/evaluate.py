@@ -73,8 +73,13 @@ def _evaluate_bundle(
     if as_json:
         print_json(result)
         return
+    # each ranker over the merged list, and the order the bundle serves (chosen on validation)
+    ranked = [
+        (f"chosen: {result['pipeline_default']}" if n == "default" else f"pipeline: {n}", m)
+        for n, m in result.get("pipeline", {}).items()
+    ]
     rows = [
         {"model": n, "users": result["users"], "seconds": 0.0, **m}
-        for n, m in [*result["sources"].items(), ("merged", result["merged"])]
+        for n, m in [*result["sources"].items(), ("merged", result["merged"]), *ranked]
     ]
     metrics_table(rows, f"{result['dataset']} ({split}), bundle {result['bundle']}")

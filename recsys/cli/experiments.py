@@ -44,12 +44,18 @@ def ope(
     with user_errors():
         import pandas as pd
 
-        from recsys.experiments.attribution import join_outcomes, read_decisions, read_events
+        from recsys.experiments.attribution import (
+            decisions_frame,
+            join_outcomes,
+            read_decisions,
+            read_events,
+        )
         from recsys.experiments.ope import evaluate_policy, per_arm
 
         if interval not in ("normal", "bootstrap"):
             raise ValueError(f"unknown interval {interval!r}; valid: ['normal', 'bootstrap']")
-        outcomes = join_outcomes(read_decisions(decisions), read_events(events))
+        records = list(read_decisions(decisions))
+        outcomes = join_outcomes(decisions_frame(records), read_events(events))
         if outcomes.empty:
             raise ValueError(f"{decisions} holds no shown items")
         doc: dict[str, Any] = {
@@ -59,6 +65,9 @@ def ope(
             "candidates": {},
         }
         targets: dict[str, pd.DataFrame] = {str(p): pd.read_parquet(p) for p in candidate or []}
+        shadows = decisions_frame(records, shadow=True)
+        for arm, lists in shadows.groupby("arm", sort=True):  # a shadow arm is a candidate
+            targets[f"shadow arm {arm}"] = lists[["request_id", "position", "item_id"]]
         for path in candidate_bundle or []:
             targets[str(path)] = _bundle_targets(path, outcomes)
         for name, target in targets.items():

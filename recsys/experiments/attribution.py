@@ -150,8 +150,10 @@ def _read_sqlite(path: Path) -> pd.DataFrame:
         return pd.read_sql_query(query, conn)
 
 
-def decisions_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per shown slot of every decision record."""
+def decisions_frame(records: Iterable[dict[str, Any]], shadow: bool = False) -> pd.DataFrame:
+    """One row per shown slot of every decision record; ``shadow`` True: of the shadow arms'
+    records instead (lists computed beside a shown one, under its request id, never shown)."""
+    records = (r for r in records if bool(r.get("shadow", False)) == shadow)
     rows = [
         (
             r["request_id"],

@@ -266,6 +266,31 @@ def _target_frame(request_ids: np.ndarray, items: np.ndarray) -> pd.DataFrame:
     )
 
 
+def policy_lists(
+    truth: ShopTruth,
+    users: np.ndarray,
+    policy: str,
+    rng: np.random.Generator,
+    k: int = 10,
+    pool: int = 10,
+    noise: float = 1.0,
+) -> np.ndarray:
+    """(n, k) item indexes a known policy shows ``users`` (one request each)."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; valid: {list(POLICIES)}")
+    support, policies = _lists(truth, users, k, pool, noise, rng)
+    return np.take_along_axis(support, policies[policy], axis=1)
+
+
+def draw_outcomes(
+    truth: ShopTruth, users: np.ndarray, items: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(clicks, order value) per slot, drawn from the truth."""
+    clicks = rng.random(items.shape) < truth.click_prob(users, items)
+    bought = clicks & (rng.random(items.shape) < truth.buy_prob(users, items))
+    return clicks, np.where(bought, truth.catalog.price[items], 0.0)
+
+
 def true_value(
     truth: ShopTruth,
     policy: str,
@@ -278,8 +303,6 @@ def true_value(
 ) -> float:
     """The policy's exact expected reward per request (clicks, conversions or value) over
     ``requests`` fresh requests: what running it online would measure, without the draw noise."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; valid: {list(POLICIES)}")
     per_reward: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         "click": truth.click_prob,
         "conversion": lambda u, i: truth.click_prob(u, i) * truth.buy_prob(u, i),
@@ -291,8 +314,7 @@ def true_value(
         raise ValueError(f"unknown reward {reward!r}; valid: {sorted(per_reward)}")
     rng = np.random.default_rng(seed)
     users = rng.integers(truth.users.n, size=requests)
-    support, policies = _lists(truth, users, k, pool, noise, rng)
-    items = np.take_along_axis(support, policies[policy], axis=1)
+    items = policy_lists(truth, users, policy, rng, k, pool, noise)
     return float(per_reward[reward](users, items).sum(axis=1).mean())
 
 

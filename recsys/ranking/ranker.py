@@ -1,9 +1,10 @@
 """A trained ranker as the pipeline uses it: score candidate rows, reorder the merged list.
 
-Serving scores through ONNX Runtime (execution providers picked from a preference list:
-TensorRT, CUDA, CPU, the first available wins); the native model stays for evaluation and parity
-checks. The same :meth:`Ranker.rank` orders one request (the ranking stage) and a thousand
-(evaluation), so what is evaluated is what is served.
+Serving scores through the session ``models.ranker_runtime`` opens: compiled trees (lleaves) for
+LightGBM, ONNX Runtime otherwise (execution providers picked from a preference list: TensorRT,
+CUDA, CPU, the first available wins); the native model stays for evaluation and parity checks.
+The same :meth:`Ranker.rank` orders one request (the ranking stage) and a thousand (evaluation),
+so what is evaluated is what is served.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class Ranker:
     name: str
     spec: FrameSpec
     model: RankerModel
-    session: Any = None  # models.onnx_runtime.OnnxSession; None scores natively
+    session: Any = None  # OnnxSession or CompiledTrees (run(feeds)); None scores natively
 
     def score(self, frame: RankingFrame, native: bool = False) -> np.ndarray:
-        """(N,) float32 scores, through ONNX Runtime unless ``native`` or no session."""
+        """(N,) float32 scores, through the session unless ``native`` or no session."""
         if native or self.session is None:
             return np.asarray(self.model.predict(frame), dtype=np.float32)
         return np.asarray(self.session.run(self.model.onnx_feeds(frame)), dtype=np.float32)

@@ -65,6 +65,12 @@ Each event is `event: NAME`, then `data: JSON` (one line), then a blank line. A 
   attribute -> {item_id: value} (`compare_items`), the question (string, `ask_user`), an error
   message (string) when `ok` is false, or the string `"final answer"` on a `final_answer` step.
 
+**`delta`**: zero or more, before `message`: the reply's opening sentence as the language model
+writes it, a few words at a time. `data`: `text` (string) to append, or `reset` (`true`): take
+back what the deltas showed (the sentence turned out unusable or late; `message` carries the
+reply without it). `message` always carries the whole reply: a client that ignores `delta`
+loses nothing but the wait.
+
 **`message`**: once, the answer. `data`:
 - `text` (string, at most 600 characters): the answer; item ids that no tool returned are
   replaced by `[removed]`.
@@ -84,6 +90,8 @@ layer is not installed or failed to load). `data`: `degraded` (`["llm_unavailabl
 `{"degraded": ["llm_unavailable"]}`.
 
 `degraded` values: `llm_timeout` (a step took longer than its timeout, 12 s by default),
+`llm_rejected` (the model's opening sentence failed the checks: a number, a refusal, a loop,
+a product word nobody used),
 `llm_error` (the model failed or its answer was not the expected JSON), `deadline` (the turn's
 deadline, 30 s by default, came), `step_budget` (no answer within the step budget),
 `llm_unavailable` (see `error`). A degraded turn

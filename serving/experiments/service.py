@@ -98,7 +98,7 @@ class ArmRouter:
                 raise ValueError("experiments need RECSYS_EXPERIMENTS_PATH or an event log")
             path = state.events.path.parent / "experiments.sqlite"
         self.store = ExperimentStore(path, settings.refresh_seconds)
-        self._unlisten = listen(state.events, self.attributed) if state.events else None
+        self._unlisten = listen(state.events, self.attributed) if state.events is not None else None
         self.guardrail = Guardrail(settings.rule())
         self.metrics = ArmMetrics(metrics)
         self._served: dict[tuple[str, str | None], Served] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from serving.deps import MetricsDep, StateDep
+from serving.deps import DecisionLogDep, MetricsDep, StateDep
 from serving.errors import error_responses
 from serving.health import service
 from serving.health.protocol import HealthResponse, ReadyResponse
@@ -33,6 +33,8 @@ def readyz(state: StateDep) -> ReadyResponse:
     summary="Prometheus metrics",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(m: MetricsDep, state: StateDep) -> Response:
+def metrics(m: MetricsDep, state: StateDep, log: DecisionLogDep) -> Response:
     m.breakers(service.breakers(state.current))
+    if log is not None:
+        m.decision_log(log.dropped)
     return Response(m.render(), media_type=m.content_type)

@@ -38,9 +38,12 @@ class SearchRequest(BaseModel):
     )
     rewrite: Literal["auto", "off", "force"] = Field(
         default="off",
-        description="LLM query rewriting: auto rewrites long-tail queries (natural language, "
-        "words the catalog lacks), force every query, off none. A slow or failing LLM never "
-        "fails the search: the original query answers and `degraded` says why.",
+        description="Query rewriting: the shopping agent's parser reads prices (applied as "
+        "filters where the caller set none), brand and attributes from the words; auto also "
+        "asks the LLM for catalog words when retrieval's confidence in the query is low "
+        "(long-tail), answered from the shared cache or the bundle's precomputed rewrites when "
+        "it can; force asks it for every query; off does neither. A slow or failing LLM never "
+        "fails the search: the parser's reading stands and `degraded` says why.",
     )
     llm_rerank: bool = Field(
         default=False,
@@ -75,9 +78,12 @@ class RewriteInfo(BaseModel):
     attributes: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Attribute values the query asks for ({'colour': ['red']}), read by the "
-        "shopping agent's parser, applied as filters to the keys the caller left open.",
+        "shopping agent's parser; reported, not applied (the words already reach the search, "
+        "and a hard filter drops items without the key): offer them as facets.",
     )
-    brand: str | None = Field(default=None, description="Brand the query names, applied.")
+    brand: str | None = Field(
+        default=None, description="Brand the query names; reported, not applied (as attributes)."
+    )
     confidence: float | None = Field(
         default=None,
         description="Retrieval's confidence in the query as typed: the idf-weighted share of "

@@ -72,7 +72,9 @@ def call_of(
     llm: LLMLayer | None = None,
 ) -> ListCall:
     expansions: tuple[str, ...] = ()
-    if rewrite is not None:
+    # a head query is searched as typed: fusing its category's search in cost attribute
+    # queries 0.96 -> 0.93 NDCG@10 on the synthetic shop, and gained head queries nothing
+    if rewrite is not None and (rewrite.kind == "longtail" or rewrite.used_llm):
         leaf = rewrite.category.split(" > ")[-1] if rewrite.category else None
         expansions = (*rewrite.keywords, *((leaf,) if leaf else ()))
     return ListCall(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
@@ -34,9 +35,16 @@ class Scripted:
         self.calls = 0
 
     def stream(self, messages: Any, schema: Any, max_tokens: int, temperature: float,
-               deadline: float) -> Iterator[str]:  # fmt: skip
+               deadline: float, purpose: str = "shared") -> Iterator[str]:  # fmt: skip
         self.calls += 1
         yield self.answers[min(self.calls - 1, len(self.answers) - 1)]
+
+    def label_logprobs(self, prompt: str, labels: Any, deadline: float,
+                       purpose: str = "shared") -> Any:  # fmt: skip
+        """The next answer, a list of numbers, as the labels' scores."""
+        self.calls += 1
+        return np.asarray(json.loads(self.answers[min(self.calls - 1, len(self.answers) - 1)]),
+                          dtype=float)[: len(labels)]  # fmt: skip
 
     def count(self, messages: Any) -> int:
         return 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
-from agents.compare import check_claims, item_facts
+from agents.compare import Comparer, check_claims, item_facts, prompt_order
 from agents.layer import LLMLayer
 from agents.llm import LLMClient
 from recsys.artifacts import Bundle
@@ -50,25 +52,97 @@ def _client(bundle: Bundle, tmp: Path, llm: LLMClient) -> TestClient:
     return TestClient(create_app(settings, bundle, llm=layer))
 
 
+LONG = 120.0  # a correctness test, on a shared 2-core machine: the model's time is not tested
+
+
+def _check(body: dict[str, Any], shop_bundle: Bundle) -> None:
+    """Every claim re-checks against the catalog; a flagged timeout is an allowed outcome."""
+    assert body["degraded"] in ([], ["llm_timeout"])
+    if body["degraded"]:
+        assert body["claims"] == [] and body["flagged"] == []
+    index = {str(i): n for n, i in enumerate(shop_bundle.item_ids)}
+    for claim in body["claims"]:
+        facts = item_facts(shop_bundle.items, index[claim["item_id"]])
+        assert check_claims({"claims": [claim]}, {claim["item_id"]: facts}).supported
+        assert claim["citation"] == f"[{claim['item_id']}.{claim['attribute']}]"
+    assert all(f["why"] for f in body["flagged"])
+
+
+def test_the_prompt_order_is_not_the_callers() -> None:
+    ids = [f"i{n}" for n in range(40)]
+    triples = [ids[n : n + 3] for n in range(0, 38)]
+    for t in triples:  # a function of the set and the question: any request order, one prompt
+        order = prompt_order(t, "q")
+        assert order == prompt_order(t[::-1], "q") == prompt_order(t[1:] + t[:1], "q")
+        assert sorted(order) == sorted(t)
+    first = sum(prompt_order(t, "q")[0] == t[0] for t in triples)
+    assert first < len(triples) * 0.6  # the caller's first item is not the prompt's first
+
+
+def test_the_prompt_is_the_same_in_any_request_order(shop_bundle: Bundle) -> None:
+    comparer = Comparer(None, shop_bundle.items)  # type: ignore[arg-type]
+    ids = [str(i) for i in shop_bundle.item_ids[:3]]
+    ab = comparer.messages(comparer.facts(ids), "which is warmer?")
+    ba = comparer.messages(comparer.facts(ids[::-1]), "which is warmer?")
+    assert ab == ba
+    assert comparer.schema(comparer.facts(ids)) == comparer.schema(comparer.facts(ids[::-1]))
+
+
 def test_compare_returns_only_supported_claims(
     llm: LLMClient, shop_bundle: Bundle, tmp_path: Path
 ) -> None:
     client = _client(shop_bundle, tmp_path, llm)
     ids = [str(i) for i in shop_bundle.item_ids[:3]]
-    r = client.post("/v1/compare", json={"item_ids": ids, "question": "which is cheapest?"})
+    ask = {"question": "which is cheapest?", "deadline_s": LONG}
+    r = client.post("/v1/compare", json={"item_ids": ids, **ask})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["degraded"] == [] and set(body["facts"]["price"]) == set(ids)
-    index = {str(i): n for n, i in enumerate(shop_bundle.item_ids)}
-    for claim in body["claims"]:  # every claim re-checks against the catalog
-        facts = item_facts(shop_bundle.items, index[claim["item_id"]])
-        assert check_claims({"claims": [claim]}, {claim["item_id"]: facts}).supported
-        assert claim["citation"] == f"[{claim['item_id']}.{claim['attribute']}]"
-    assert all(f["why"] for f in body["flagged"])
+    assert set(body["facts"]["price"]) == set(ids)
+    _check(body, shop_bundle)
+    # the same items in another order: the same prompt, so the same claims (position never
+    # picks the winner), unless one of the two was late
+    again = client.post("/v1/compare", json={"item_ids": ids[::-1], **ask}).json()
+    _check(again, shop_bundle)
+    assert again["facts"] == body["facts"]
+    if not body["degraded"] and not again["degraded"]:
+        assert again["claims"] == body["claims"]
     category = str(shop_bundle.items.category[0]).split(" > ")[0]  # type: ignore[index]
-    guide = client.post("/v1/compare", json={"category": category}).json()
-    assert guide["degraded"] == [] and "price" in guide["facts"]
+    guide = client.post("/v1/compare", json={"category": category, "deadline_s": LONG}).json()
+    assert guide["degraded"] in ([], ["llm_timeout"]) and "price" in guide["facts"]
     assert all(t["attribute"] in guide["facts"] for t in guide["claims"])
+
+
+def _events(client: TestClient, body: dict[str, Any], **kw: Any) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    with client.stream("POST", "/v1/compare", json=body, **kw) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                out.append((name, json.loads(line[6:])))
+    return out
+
+
+def test_the_stream_sends_the_facts_first(
+    llm: LLMClient, shop_bundle: Bundle, tmp_path: Path
+) -> None:
+    client = _client(shop_bundle, tmp_path, llm)
+    ids = [str(i) for i in shop_bundle.item_ids[3:5]]
+    plain = client.post("/v1/compare", json={"item_ids": ids, "deadline_s": 0.001}).json()
+    events = _events(client, {"item_ids": ids, "stream": True, "deadline_s": LONG})
+    assert [name for name, _ in events] == ["facts", "claims", "done"]
+    assert events[0][1]["facts"] == plain["facts"]  # the catalog's table, the JSON one's
+    assert events[0][1]["model_version"] == shop_bundle.version
+    _check({**events[1][1], **events[2][1]}, shop_bundle)
+    # past its deadline the stream still has the facts, and says why the claims are missing
+    late = _events(client, {"item_ids": ids, "question": "late?", "deadline_s": 0.001},
+                   headers={"Accept": "text/event-stream"})  # fmt: skip
+    assert late[0][1]["facts"] == plain["facts"]
+    assert late[1][1] == {"claims": [], "flagged": []}
+    assert late[2][1]["degraded"] in (["llm_timeout"], [])  # [] only from the client's cache
+    assert plain["degraded"] in (["llm_timeout"], [])
 
 
 def test_compare_refuses_bad_input(llm: LLMClient, shop_bundle: Bundle, tmp_path: Path) -> None:
@@ -78,5 +152,7 @@ def test_compare_refuses_bad_input(llm: LLMClient, shop_bundle: Bundle, tmp_path
         client.post("/v1/compare", json={"item_ids": [first, "no-such"]}), 422, "item_ids"
     )
     assert "'no-such'" in error["message"]
+    streamed = client.post("/v1/compare", json={"item_ids": [first, "no-such"], "stream": True})
+    assert "'no-such'" in assert_error(streamed, 422, "item_ids")["message"]  # before any event
     assert_error(client.post("/v1/compare", json={"question": "hm"}), 422)
     assert_error(client.post("/v1/compare", json={"item_ids": [first]}), 422, "item_ids")

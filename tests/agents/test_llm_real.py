@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from agents.layer import LLMLayer
 from agents.llm import LLMClient, LLMSettings, LLMTimeout, packaged_model
 from agents.rerank import LLMReranker, RerankConfig
 from agents.rewrite import QueryRewriter, RewriteConfig
-from recsys.artifacts import Bundle
+from recsys.artifacts import Bundle, load_bundle
 from serving.app import create_app
 from serving.settings import ServingSettings
 
@@ -257,3 +258,66 @@ def test_waiting_for_the_model_counts_against_the_deadline(llm: LLMClient) -> No
         assert llm.usage["queued"].completion_tokens == 0  # nothing was generated for it
     finally:
         lock.release()
+
+
+def test_the_reply_streams_its_opening_words_before_the_message(
+    llm: LLMClient, shop_bundle: Bundle, tmp_path: Path
+) -> None:
+    from agents.memory import SQLiteMemory
+    from agents.router import RouterConfig
+    from serving.chat.protocol import ChatRequest
+    from serving.chat.service import ChatService
+    from serving.engine_port import ServedEngine
+    from serving.lists.service import ListDeps
+    from serving.metrics import ServingMetrics
+    from serving.state import Served
+
+    # deadlines far out: this checks the protocol, not the speed of a shared machine
+    config = RouterConfig(deadline_s=600.0, reply_timeout_s=300.0)
+    service = ChatService(SQLiteMemory(tmp_path / "chat.sqlite"), router=config)
+    engine = ServedEngine(Served.build(shop_bundle), ListDeps(ServingMetrics()), "chat")
+    layer = LLMLayer(client=llm)
+    leaf = str(shop_bundle.items.category[0]).split(" > ")[-1].lower()
+    for message in (f"show me {leaf} under 60", "any in blue?"):
+        request = ChatRequest(session_id="stream", message=message)
+        events = []
+        for block in service.stream(engine, layer, request):
+            head, data = block.strip().split("\n", 1)
+            events.append((head.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "step" and kinds[-2:] == ["message", "done"], kinds
+        assert set(kinds[1:-2]) <= {"delta"}  # the words come between the tool and the message
+        shown = ""
+        for kind, data in events:
+            if kind == "delta":
+                shown = "" if data.get("reset") else shown + data["text"]
+        reply = events[-2][1]
+        if {"llm_rejected", "llm_timeout", "llm_error"} & set(reply["degraded"]):
+            assert shown == ""  # whatever was streamed was taken back
+        else:
+            assert shown.strip() and reply["text"].startswith(shown.strip())
+
+
+def test_tune_llm_records_a_weight_the_server_reads(llm: LLMClient, tmp_path: Path) -> None:
+    from agents.tune import TuneConfig, tune_rerank
+    from recsys.artifacts import TrainConfig, train_bundle
+    from recsys.data.synth import generate
+    from recsys.errors import BundleError
+    from recsys.retrieval.retriever import RetrievalConfig
+    from serving.llm_steps import rerank_weight
+    from serving.state import Served
+
+    ds = generate(users=300, items=150, seed=3)
+    config = TrainConfig(sources=("popular", "covisit", "attributes"),
+                         retrieval=RetrievalConfig(total=40, depth=40), ranking=None)  # fmt: skip
+    path = train_bundle(ds, tmp_path / "bundle", config)
+    section = tune_rerank(ds, path, llm, TuneConfig(users=12, top_n=6))
+    assert "0.0" in section["validation_ndcg10_by_weight"]  # the order unchanged is a candidate
+    assert section["users_scored"] <= 12 and section["backend"] == "llama_cpp"
+    grid = {float(w) for w in section["validation_ndcg10_by_weight"]}
+    assert section["weight"] in grid
+    bundle = load_bundle(path)  # the checksums still hold
+    assert bundle.manifest["llm"]["rerank"]["weight"] == section["weight"]
+    assert rerank_weight(Served.build(bundle), default=-1.0) == section["weight"]
+    with pytest.raises(BundleError, match="was not trained on"):
+        tune_rerank(generate(users=50, items=40, seed=9), path, llm, TuneConfig(users=12))

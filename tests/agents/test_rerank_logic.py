@@ -14,7 +14,7 @@ from agents.rerank import RerankConfig, blend, choose_weight, grounded
 from agents.tune import ndcg_at
 from recsys.decision import Decision
 from recsys.decision.stage import DecisionEntry
-from serving.llm_steps import rerank_weight, reorder
+from serving.llm_steps import reorder, rerank_weight
 
 
 def test_weight_zero_keeps_the_decided_order_whatever_the_llm_says() -> None:

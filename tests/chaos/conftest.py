@@ -56,7 +56,9 @@ class Load:
         while not self._stop.is_set():
             started = time.monotonic()
             r = self.request(self.client, n)
-            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            body = (
+                r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            )
             with self._lock:
                 self.answers.append(Answer(started, time.monotonic(), r.status_code, body))
             n += self.threads
@@ -83,7 +85,9 @@ class Load:
 def load_of() -> Iterator[Callable[..., Load]]:
     loads: list[Load] = []
 
-    def make(client: TestClient, request: Callable[[TestClient, int], Any], threads: int = 2) -> Load:
+    def make(
+        client: TestClient, request: Callable[[TestClient, int], Any], threads: int = 2
+    ) -> Load:
         load = Load(client, request, threads).start()
         loads.append(load)
         return load

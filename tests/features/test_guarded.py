@@ -37,7 +37,11 @@ def test_the_breaker_opens_refuses_then_lets_one_trial_through() -> None:
     clock = Clock()
     changes: list[tuple[str, str]] = []
     breaker = CircuitBreaker(
-        "store", failures=2, reset_s=10, clock=clock, on_change=lambda n, a, b: changes.append((a, b))
+        "store",
+        failures=2,
+        reset_s=10,
+        clock=clock,
+        on_change=lambda n, a, b: changes.append((a, b)),
     )
     assert breaker.call(lambda: 1) == 1 and breaker.state == "closed"
     for _ in range(2):

@@ -103,9 +103,16 @@ def test_config_names_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_FEATURES_REDIS_URL", "127.0.0.1:7000")
     config = FeatureStoreConfig.from_env()
     assert config == FeatureStoreConfig(online_store="redis", redis_url="127.0.0.1:7000")
+    # short timeouts and no redis-py retries: a dead store costs a request milliseconds
     assert config.repo_yaml()["online_store"] == {
-        "type": "redis", "connection_string": "127.0.0.1:7000"
-    }  # fmt: skip
+        "type": "redis",
+        "connection_string": "127.0.0.1:7000,socket_timeout=0.25,socket_connect_timeout=0.25,"
+        "retry=null",
+    }
+    own = FeatureStoreConfig(online_store="redis", redis_url="h:1,socket_timeout=2")
+    assert own.repo_yaml()["online_store"]["connection_string"] == (
+        "h:1,socket_timeout=2,socket_connect_timeout=0.25,retry=null"
+    )
     monkeypatch.setenv("RECSYS_FEATURES_ONLINE_STORE", "mongo")
     with pytest.raises(ValueError, match="RECSYS_FEATURES_ONLINE_STORE='mongo'"):
         FeatureStoreConfig.from_env()

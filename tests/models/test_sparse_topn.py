@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from models import sparse_topn
 from models.attributes import AttributesModel
 from models.base import CandidateModel, TrainingData
 from models.covisit import CovisitModel
-from models import sparse_topn
 from models.sparse_topn import sparse_top_n, worth_sparse
 from recsys.data.sequences import EncodedDataset, Sequences, encode
 from recsys.data.split import leave_one_out
@@ -56,12 +56,15 @@ def test_covisit_sparse_equals_dense(
     check_same_as_dense(CovisitModel().fit(data), histories, n)
 
 
-def test_covisit_per_request_dense_row_equals_batch_dense(
-    shop: tuple[EncodedDataset, TrainingData, Sequences], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("cls", [CovisitModel, AttributesModel])
+def test_per_request_dense_row_equals_batch_dense(
+    shop: tuple[EncodedDataset, TrainingData, Sequences],
+    monkeypatch: pytest.MonkeyPatch,
+    cls: type[CandidateModel],
 ) -> None:
     monkeypatch.setattr(sparse_topn, "MAX_SPARSE_SHARE", 0.0)  # every row the dense way
     _, data, histories = shop
-    check_same_as_dense(CovisitModel().fit(data), histories, 50)
+    check_same_as_dense(cls().fit(data), histories, 50)
 
 
 @pytest.mark.parametrize("n", [5, 50, 500])

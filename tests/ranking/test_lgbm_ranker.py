@@ -67,3 +67,17 @@ def test_bad_frames_and_unfitted_use_are_refused(fitted: LGBMRanker) -> None:
                                np.zeros(test.n_rows, np.float32))  # fmt: skip
     with pytest.raises(ValueError, match="candidates missed every target"):
         LGBMRanker().fit(no_positive)
+
+
+def test_mantissa_rounding_on_bits_equals_frexp_rounding() -> None:
+    from models.lgbm_ranker import MANTISSA_BITS, _round_mantissa
+
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=200_000) * 10.0 ** rng.integers(-12, 12, 200_000)).astype(np.float32)
+    x[:1000] = np.round(x[:1000])  # integer codes
+    x[1000:1010] = [0.0, -0.0, -1e9, 1e9, 1.0, 65535.5, 65536.5, 131071.0, 1 + 2**-16, -3.0]
+    mantissa, exponent = np.frexp(x)
+    scale = 2.0**MANTISSA_BITS
+    expected = np.ldexp(np.round(mantissa * scale) / scale, exponent).astype(np.float32)
+    got = _round_mantissa(x.copy())
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))

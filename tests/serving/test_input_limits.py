@@ -62,7 +62,7 @@ def test_ts_beyond_the_int64_range_is_422_not_500(client: TestClient, bundle: Bu
 
 
 def test_a_lone_surrogate_is_422_naming_the_field(client: TestClient, bundle: Bundle) -> None:
-    body = '{"item_ids": ["%s", "bad\\ud800id"]}' % bundle.item_ids[0]
+    body = '{"item_ids": ["' + str(bundle.item_ids[0]) + '", "bad\\ud800id"]}'
     r = client.post("/v1/rank", content=body, headers={"content-type": "application/json"})
     assert "surrogate" in assert_error(r, 422, "item_ids[1]")["message"]
     lone_low = '{"user_id": "\\udc00"}'

@@ -36,7 +36,8 @@ def test_recommend_known_user(client: TestClient, bundle: Bundle) -> None:
     assert len(body["items"]) == 7 and _descending(body["items"])
     assert len({it["item_id"] for it in body["items"]}) == 7
     assert set(bundle.item_ids) >= {it["item_id"] for it in body["items"]}
-    assert "trace" not in body and all(set(it) == {"item_id", "score"} for it in body["items"])
+    assert "trace" not in body
+    assert all(set(it) == {"item_id", "position", "score"} for it in body["items"])
 
 
 def test_recommend_explain_and_trace(client: TestClient, bundle: Bundle) -> None:

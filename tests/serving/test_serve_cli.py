@@ -95,10 +95,9 @@ def test_serve_names_an_unwritable_events_path_before_serving(
     blocker.write_text("not a directory")
     port = _free_port()
     env = {**os.environ, "RECSYS_EVENTS_PATH": str(blocker / "events.sqlite")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "recsys", "serve", "--port", str(port), "--bundle", str(bundle.path)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    cmd = [sys.executable, "-m", "recsys", "serve", "--port", str(port)]
+    args = [*cmd, "--bundle", str(bundle.path)]
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(blocker / "events.sqlite") in lines[0], proc.stderr

@@ -4,6 +4,7 @@
 // stream of server-sent events, read with fetch() and a stream reader (EventSource cannot POST):
 //   step    {path, why, tool, input, understood, relaxed, observation, tool_ms}; on the agent
 //           path {step, thought, tool, ok, llm_ms, tool_ms, ...}
+//   delta   {text} or {reset: true}: the reply's opening sentence as it is written
 //   message {text, items: [{item_id, title, price, category, brand?}], degraded, notes}
 //   done    {seconds, path, shown, degraded}
 //   error   {message, degraded} (a server without a language model, older protocol)
@@ -192,6 +193,16 @@
       scrollDown();
     }
 
+    delta(data) {
+      // the opening sentence as it is written; `message` replaces it with the whole reply
+      if (this.text.classList.contains("pending") || data.reset === true) {
+        this.text.classList.remove("pending");
+        this.text.textContent = "";
+      }
+      if (typeof data.text === "string") this.text.textContent += data.text;
+      scrollDown();
+    }
+
     message(data) {
       this.text.classList.remove("pending");
       this.text.textContent = typeof data.text === "string" ? data.text : "";
@@ -322,6 +333,7 @@
     }
     if (!data || typeof data !== "object") return;
     if (name === "step") turn.step(data);
+    else if (name === "delta") turn.delta(data);
     else if (name === "message") {
       keepToken(data);
       turn.message(data);
