@@ -43,7 +43,7 @@ GUIDE_SYSTEM = (
 
 
 MAX_CLAIMS = 2  # each claim is ~30 tokens of a 135M model's time: two answer the question
-MAX_TOKENS = 120
+MAX_TOKENS = 160  # two claims with their text; fewer cut the JSON short (llm_error)
 ALWAYS = ("title", "price")  # in the prompt even where the items agree
 
 

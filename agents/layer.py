@@ -74,6 +74,10 @@ class LLMLayer:
         for client in self.loaded():
             client.observer = observer
 
+    def breakers(self) -> dict[str, str]:
+        """{breaker name: state} of the HTTP backends built so far."""
+        return {c.breaker.name: c.breaker.state for c in self.loaded() if c.breaker is not None}
+
     def loaded(self) -> list[LLMClient]:
         """The clients built so far (for usage reports)."""
         return [self._client] if self._client is not None else list(self._clients.values())

@@ -39,6 +39,7 @@ from agents.llm_settings import (
     get_llm_settings,
     packaged_model,
 )
+from recsys.breaker import CircuitBreaker
 
 __all__ = [
     "PURPOSES", "CallRecord", "Completion", "LLMClient", "LLMError", "LLMRoute", "LLMSettings",
@@ -128,6 +129,10 @@ class LLMClient:
     cache_size: int = 2048
     name: str = "llama_cpp"  # the backend as metrics label it
     observer: Observer | None = None
+    # A server that hangs or fails costs each call its whole deadline; after a few failures
+    # in a row the breaker refuses calls at once until its reset period passed (HTTP only:
+    # the in-process model has no connection to lose)
+    breaker: CircuitBreaker | None = None
     usage: dict[str, Usage] = field(default_factory=dict)
     _cache: OrderedDict[str, Completion] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -138,13 +143,31 @@ class LLMClient:
 
         settings = settings or get_llm_settings()
         backend: Backend
+        breaker = None
         if settings.backend == "openai":
             backend = OpenAIHTTPBackend(settings)
             name = f"openai:{settings.model}"
+            breaker = CircuitBreaker(f"llm:{name}", settings.breaker_failures,
+                                     settings.breaker_reset_s)  # fmt: skip
         else:
             backend = LlamaCppBackend(settings)
             name = "llama_cpp"
-        return cls(backend, settings.timeout_s, settings.cache_size, name)
+        return cls(backend, settings.timeout_s, settings.cache_size, name, breaker=breaker)
+
+    def _admit(self, usage: Usage, purpose: str) -> None:
+        if self.breaker is not None and not self.breaker.allow():
+            self._record(usage, CallRecord(purpose, self.name, "error"))
+            raise LLMError(
+                f"{purpose}: {self.name} is failing, calls refused for up to "
+                f"{self.breaker.reset_s} s (circuit open: {self.breaker.last_error})"
+            )
+
+    def _settle(self, failed: BaseException | None) -> None:
+        if self.breaker is not None:
+            if failed is None:
+                self.breaker.success()
+            else:
+                self.breaker.failure(failed)
 
     def _record(self, usage: Usage, record: CallRecord) -> None:
         usage.calls += record.outcome != "cache_hit"
@@ -213,28 +236,39 @@ class LLMClient:
         temperature: float, timeout_s: float | None, purpose: str,
     ) -> Generator[str, None, Completion]:  # fmt: skip
         usage = self.usage.setdefault(purpose, Usage())
+        self._admit(usage, purpose)
         started = time.monotonic()
         limit = timeout_s or self.timeout_s
         deadline = started + limit
         pieces: list[str] = []
+        settled = False
         try:
             for piece in self.backend.stream(
                 messages, schema, max_tokens, temperature, deadline, purpose
             ):
                 pieces.append(piece)
                 yield piece
-        except LLMError:
+        except LLMError as exc:
+            settled = True
+            self._settle(exc)
             self._record(usage, CallRecord(purpose, self.name, "error",
                                            time.monotonic() - started))  # fmt: skip
             raise
         except Exception as exc:  # the backend's own failure (llama.cpp: prompt over n_ctx)
+            settled = True
+            self._settle(exc)
             self._record(usage, CallRecord(purpose, self.name, "error",
                                            time.monotonic() - started))  # fmt: skip
             raise LLMError(f"{purpose}: the LLM backend failed: {exc}") from exc
+        finally:
+            if not settled and len(pieces) and time.monotonic() <= deadline:
+                self._settle(None)  # answering (the caller may have stopped reading early)
         seconds = time.monotonic() - started
         if time.monotonic() > deadline:
+            late = LLMTimeout(f"{purpose}: no complete answer within {limit} s")
+            self._settle(late)
             self._record(usage, CallRecord(purpose, self.name, "timeout", seconds))
-            raise LLMTimeout(f"{purpose}: no complete answer within {limit} s")
+            raise late
         done = Completion("".join(pieces), self.backend.count(messages), len(pieces), seconds)
         self._record(usage, CallRecord(purpose, self.name, "ok", seconds, done.prompt_tokens,
                                        done.completion_tokens))  # fmt: skip
@@ -247,22 +281,28 @@ class LLMClient:
         """(len(labels),) log-probability of each label as the prompt's next token, in one
         forward pass; :class:`LLMTimeout` / :class:`LLMError`."""
         usage = self.usage.setdefault(purpose, Usage())
+        self._admit(usage, purpose)
         started = time.monotonic()
         limit = timeout_s or self.timeout_s
         try:
             scores = self.backend.label_logprobs(prompt, labels, started + limit, purpose)
-        except LLMError:
+        except LLMError as exc:
+            self._settle(exc)
             self._record(usage, CallRecord(purpose, self.name, "error",
                                            time.monotonic() - started))  # fmt: skip
             raise
         except Exception as exc:
+            self._settle(exc)
             self._record(usage, CallRecord(purpose, self.name, "error",
                                            time.monotonic() - started))  # fmt: skip
             raise LLMError(f"{purpose}: the LLM backend failed: {exc}") from exc
         seconds = time.monotonic() - started
         if scores is None or seconds > limit:
+            late = LLMTimeout(f"{purpose}: no scores within {limit} s")
+            self._settle(late)
             self._record(usage, CallRecord(purpose, self.name, "timeout", seconds))
-            raise LLMTimeout(f"{purpose}: no scores within {limit} s")
+            raise late
+        self._settle(None)
         tokens = len(prompt) // 4
         self._record(usage, CallRecord(purpose, self.name, "ok", seconds, tokens, 0))
         return scores

@@ -175,7 +175,7 @@ class LLMReranker:
         schema = {"type": "object", "properties": {label: text for label in labels},
                   "required": labels, "additionalProperties": False}  # fmt: skip
         answer = self.llm.complete(
-            messages, schema=schema, max_tokens=12 + 20 * len(items),
+            messages, schema=schema, max_tokens=16 + 24 * len(items),
             timeout_s=self.config.reasons_timeout_s, purpose="rerank",
         ).json()  # fmt: skip
         out: dict[int, str] = {}

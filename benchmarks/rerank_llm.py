@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--reasons", type=int, default=20, help="users timed for reasons")
     parser.add_argument("--synth-users", type=int, default=10_000)
     parser.add_argument("--synth-items", type=int, default=2_000)
+    parser.add_argument("--sources", nargs="+", default=list(TrainConfig().sources),
+                        help="the bundle's candidate sources, when it is trained here")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     pin_compute_threads(1)
@@ -76,7 +78,7 @@ def main() -> None:
         ds = load(name, args)
         path = ROOT / "var" / "bench" / "llm" / name
         if not (path / "manifest.json").exists():
-            train_bundle(ds, path, TrainConfig(), progress=True)
+            train_bundle(ds, path, TrainConfig(sources=tuple(args.sources)), progress=True)
         bundle = load_bundle(path)
         split = leave_one_out(encode(ds))
         reranker = LLMReranker(llm, bundle.items, RerankConfig(top_n=args.top_n, timeout_s=30))

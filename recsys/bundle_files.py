@@ -39,7 +39,14 @@ def checksums(path: Path) -> dict[str, str]:
     }
 
 
+# Derived and machine-specific: compiled trees are rebuilt from the (checksummed) model text
+# whenever the cached object's key (model hash, platform, compiler) does not match.
+DERIVED = ("rankers/compiled/",)
+
+
 def mutable(rel: Path) -> bool:
+    if any(rel.as_posix().startswith(d) for d in DERIVED) or rel.name.endswith(".tmp"):
+        return True
     if rel.parts[:1] != (FEATURE_REPO,):
         return False
     inner = "/".join(rel.parts[1:])

@@ -54,7 +54,7 @@ def _ranking(bundle: Bundle, ranker: str | None) -> list[Any]:
     if ranker is None or bundle.ranking is None:
         return []
     model = bundle.ranking.rankers[ranker]
-    # the chosen blend goes with the chosen ranker; a ranker asked for by name ranks alone
+    # the chosen blend goes with the chosen ranker; any other ranker ranks alone
     blend = bundle.ranking.blend if ranker == bundle.ranking.serve else 0.0
     return [RankingStage(model, bundle.ranking.features, len(bundle.item_ids), blend)]
 

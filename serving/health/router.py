@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from serving.deps import DecisionLogDep, MetricsDep, StateDep
 from serving.errors import error_responses
@@ -23,8 +23,15 @@ def healthz() -> HealthResponse:
     responses=error_responses(503),
     summary="A bundle is loaded and served",
 )
-def readyz(state: StateDep) -> ReadyResponse:
-    return service.readiness(state)
+def readyz(state: StateDep, request: Request) -> ReadyResponse:
+    ready = service.readiness(state)
+    ready.dependencies.update(_llm_breakers(request))
+    return ready
+
+
+def _llm_breakers(request: Request) -> dict[str, str]:
+    llm = getattr(request.app.state, "llm", None)
+    return llm.breakers() if llm is not None else {}
 
 
 @router.get(
@@ -33,8 +40,8 @@ def readyz(state: StateDep) -> ReadyResponse:
     summary="Prometheus metrics",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(m: MetricsDep, state: StateDep, log: DecisionLogDep) -> Response:
-    m.breakers(service.breakers(state.current))
+def metrics(m: MetricsDep, state: StateDep, log: DecisionLogDep, request: Request) -> Response:
+    m.breakers({**service.breakers(state.current), **_llm_breakers(request)})
     if log is not None:
         m.decision_log(log.dropped)
     return Response(m.render(), media_type=m.content_type)

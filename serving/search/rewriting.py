@@ -67,7 +67,7 @@ def rewriter_for(served: Served, llm: LLMLayer) -> QueryRewriter:
             similarity = served.encoder()
             lexical = stage_of(served).lexical
             held.rewriter = QueryRewriter(
-                llm.client(),
+                llm.client("rewrite"),
                 served.catalog,
                 served.in_vocabulary,
                 llm.rewrite_config,

@@ -100,8 +100,9 @@ def _app(bundle: Bundle, tmp: Path, layer: LLMLayer) -> TestClient:
     return TestClient(create_app(settings, bundle, llm=layer))
 
 
-# on a busy machine a step may time out, and the small model's reasons may all be unusable
-ALLOWED = {"llm_timeout", "llm_reasons_timeout", "llm_reasons_error"}
+# on a busy machine a step may time out; the small model's rewrite may not parse (cut at its
+# token cap) and its reasons may all be unusable: each is flagged, the non-LLM answer stands
+ALLOWED = {"llm_timeout", "llm_error", "llm_reasons_timeout", "llm_reasons_error"}
 
 
 def test_api_rewrite_and_rerank_never_leave_the_candidates(
@@ -121,10 +122,10 @@ def test_api_rewrite_and_rerank_never_leave_the_candidates(
         ).json()
         # on a busy machine a step may time out: then it is flagged and the non-LLM answer stands
         assert set(body["degraded"]) <= ALLOWED
-        if "rewrite" in body:
-            assert body["rewrite"]["used_llm"] is True
-        else:
-            assert "llm_timeout" in body["degraded"]
+        if "rewrite" in body:  # the model's, or the parser's reading when the model failed
+            assert body["rewrite"]["used_llm"] or {"llm_timeout", "llm_error"} & set(
+                body["degraded"]
+            )
         assert {it["item_id"] for it in body["items"]} <= catalog
         assert len(body["items"]) <= 8 and len(plain["items"]) <= 8
     user = str(shop_bundle.user_ids[0])

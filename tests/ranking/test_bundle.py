@@ -24,7 +24,7 @@ from recsys.pipelines import ranker_name, recommend_pipeline
 from recsys.ranking.bundle import load_ranking
 from recsys.ranking.features import TableFeatures
 from recsys.ranking.ranker import Ranked
-from recsys.retrieval.retriever import RetrievalConfig
+from recsys.retrieval.retriever import RetrievalConfig, history_of
 
 SOURCES = ("popular", "covisit", "als", "attributes")
 
@@ -120,6 +120,27 @@ def test_one_request_known_and_cold(bundle: Bundle) -> None:
     assert cold.state["cold_start"] and (cold.state["ranked"].ids[0] >= 0).sum() > 0
     with pytest.raises(ValueError, match="unknown ranker 'xgb'"):
         ranker_name(bundle, "xgb")
+
+
+def test_the_served_order_is_the_chosen_one(bundle: Bundle) -> None:
+    assert bundle.ranking is not None
+    user = {"user_id": str(bundle.user_ids[0])}
+    fusion = dataclasses.replace(bundle, ranking=dataclasses.replace(bundle.ranking, serve=None))
+    assert ranker_name(fusion, None) is None  # the merged order serves, no ranking stage
+    plain = recommend_pipeline(fusion, None).run(user)
+    assert [s for s, _ in plain.trace] == ["history", "retrieval"]
+    ranking = dataclasses.replace(bundle.ranking, serve="lightgbm", blend=0.5)
+    blended = dataclasses.replace(bundle, ranking=ranking)
+    served = recommend_pipeline(blended, ranker_name(blended, None)).run(user)
+    cands = served.state["candidates"]
+    alone = ranking.rankers["lightgbm"].rank(
+        cands, history_of(served.state["history"], len(bundle.item_ids)), [user["user_id"]],
+        ranking.features,
+    )  # fmt: skip
+    mixed = served.state["ranked"].ids[0]
+    assert sorted(mixed[mixed >= 0]) == sorted(cands.ids[0][cands.ids[0] >= 0])
+    # the blend sits between the ranker's order and the merged one
+    assert not np.array_equal(mixed, alone.ids[0]) and not np.array_equal(mixed, cands.ids[0])
 
 
 def test_a_corrupt_onnx_file_is_refused(bundle: Bundle, tmp_path: Path) -> None:
