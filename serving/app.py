@@ -108,7 +108,15 @@ def create_app(
     )
     if bundle is not None:
         state.swap(bundle, settings.ranker)
-    decisions = DecisionLog(settings.decision_log_path) if settings.decision_log_path else None
+    decisions = (
+        DecisionLog(
+            settings.decision_log_path,
+            max_bytes=int(settings.decision_log_max_mb * (1 << 20)),
+            backups=settings.decision_log_backups,
+        )
+        if settings.decision_log_path
+        else None
+    )
     reloader = Reloader(state, settings.bundle_path, settings.ranker)
 
     @asynccontextmanager

@@ -52,6 +52,14 @@ class ServingSettings(BaseSettings):
         description="JSON-lines decision log (shown items with propensities, removed ones with "
         "why); None = no log; RECSYS_DECISION_LOG_PATH.",
     )
+    decision_log_max_mb: float = Field(
+        default=64.0, gt=0, description="Rotate the decision log past this size; "
+        "RECSYS_DECISION_LOG_MAX_MB.",
+    )  # fmt: skip
+    decision_log_backups: int = Field(
+        default=5, ge=1, description="Rotated decision logs kept (decisions.jsonl.1, ...); "
+        "RECSYS_DECISION_LOG_BACKUPS.",
+    )  # fmt: skip
     reload_poll_seconds: float = Field(
         default=0.0,
         ge=0.0,

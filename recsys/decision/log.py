@@ -4,17 +4,19 @@ Each record holds the request id, user, model version, experiment arm, every sho
 its slot, score, propensity and whether an exploration draw put it there, and the removed items
 that outranked the last shown one, with why. Records are
 queued and written by one background thread, so a request never waits on the disk; ``close``
-flushes what is queued.
+flushes what is queued. The file rotates by size (``max_bytes``, ``backups`` older files kept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -72,8 +74,22 @@ class DecisionLog:
     per request than the decision itself); the writer drains every ``interval`` seconds.
     """
 
-    def __init__(self, path: str | Path, interval: float = 0.2, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        interval: float = 0.2,
+        max_pending: int = 100_000,
+        max_bytes: int = 64 << 20,
+        backups: int = 5,
+    ) -> None:
+        if max_bytes < 1 or backups < 1:
+            raise ValueError(
+                f"max_bytes={max_bytes}, backups={backups}: both must be at least 1"
+            )
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.rotations = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.interval = interval
         self.max_pending = max_pending
@@ -98,10 +114,38 @@ class DecisionLog:
             fh.flush()
 
     def _write(self) -> None:
-        with self.path.open("a", encoding="utf-8") as fh:
+        fh = self.path.open("a", encoding="utf-8")
+        try:
             while not self._stop.wait(self.interval):
                 self._drain(fh)
+                fh = self._rotated(fh)
             self._drain(fh)
+        finally:
+            fh.close()
+
+    def _rotated(self, fh: TextIO) -> TextIO:
+        """``fh``, or the file to write to now: past ``max_bytes`` the log moves to
+        ``<path>.1`` (``.1`` to ``.2``, ..., the oldest beyond ``backups`` is deleted); when
+        another worker rotated the shared file, this one follows it to the new file."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:  # another worker is rotating it right now
+            fh.close()
+            return self.path.open("a", encoding="utf-8")
+        if current.st_ino != os.fstat(fh.fileno()).st_ino:
+            fh.close()
+            return self.path.open("a", encoding="utf-8")
+        if current.st_size < self.max_bytes:
+            return fh
+        fh.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        with contextlib.suppress(FileNotFoundError):  # another worker moved it first
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self.rotations += 1
+        return self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
         self._stop.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +241,24 @@ def test_decision_log_writes_shown_and_outranking_removed(tmp_path: Path) -> Non
     assert [s["propensity"] for s in record["shown"]] == [1.0, 1.0, 1.0]
     # item 3 (out of stock) and 4 (bought) outranked nothing shown: not "would have been shown"
     assert record["removed"] == [] and record["request_id"] == "abc"
+
+
+def test_decision_log_rotates_by_size_and_loses_no_record(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    first = DecisionLog(path, interval=0.01, max_bytes=2_000, backups=3)
+    second = DecisionLog(path, interval=0.01, max_bytes=2_000, backups=3)  # another worker
+    for n in range(60):
+        (first if n % 2 else second).append({"n": n, "pad": "x" * 100})
+        if n % 10 == 9:  # let the writers drain, so the file grows in steps
+            time.sleep(0.1)
+    first.close()
+    second.close()
+    files = sorted(tmp_path.glob("d.jsonl*"))
+    assert len(files) <= 4 and (first.rotations + second.rotations) >= 1
+    kept = [json.loads(line)["n"] for f in files for line in f.read_text().splitlines()]
+    assert len(kept) == len(set(kept))  # nothing written twice
+    total = sum(f.stat().st_size for f in files)
+    # at most `backups` old files are kept: what fell off the end is the oldest only
+    assert total <= 2_000 * 5 and max(kept) == 59
+    with pytest.raises(ValueError, match="backups=0"):
+        DecisionLog(tmp_path / "x.jsonl", backups=0)
