@@ -86,6 +86,8 @@ def create_app(
     settings = settings or get_settings()
     limit_compute_threads(settings.compute_threads)
     metrics = ServingMetrics()
+    if settings.metrics_dir is not None:
+        metrics.share(settings.metrics_dir)
     events = EventLog(settings.events_path)
 
     def swapped(served: Served) -> None:
@@ -135,6 +137,7 @@ def create_app(
         if decisions is not None:
             decisions.close()
         app.state.list_deps.llm_pool.close()
+        metrics.close()
         app.state.arms.close()
 
     app = FastAPI(

@@ -8,7 +8,7 @@ the server's observer, adding into the app's own registry like every other servi
 from __future__ import annotations
 
 from agents.llm import CallRecord
-from serving.metrics import LATENCY_BUCKETS, ServingMetrics, _AppCollector, _Family
+from serving.metrics import LATENCY_BUCKETS, ServingMetrics, _Family
 
 LLM_BUCKETS = (*LATENCY_BUCKETS, 10.0, 30.0)
 
@@ -32,9 +32,7 @@ class LLMMetrics:
             "recsys_llm_degraded", "Answers returned without an LLM step, by purpose and why "
             "(llm_timeout, llm_error, llm_unavailable, ...)", ("purpose", "reason"), "counter",
         )  # fmt: skip
-        metrics.registry.register(
-            _AppCollector([self.calls, self.tokens, self.latency, self.degraded])
-        )
+        metrics.add(self.calls, self.tokens, self.latency, self.degraded)
 
     def observe(self, record: CallRecord) -> None:
         """The client's observer: one call."""

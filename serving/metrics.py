@@ -17,6 +17,7 @@ import bisect
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -156,11 +157,31 @@ class ServingMetrics:
         # this process's CPU, memory, open files, and the collector's passes per generation
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.registry.register(
-            _AppCollector([self.requests, self.latency, self.stage_latency,
-                           self.source_latency, self.candidates, self.fallbacks, self.events,
-                           self.bundle, self.breaker, self.decisions_dropped])
-        )  # fmt: skip
+        self.families: list[_Family] = [
+            self.requests, self.latency, self.stage_latency, self.source_latency,
+            self.candidates, self.fallbacks, self.events, self.bundle, self.breaker,
+            self.decisions_dropped,
+        ]  # fmt: skip
+        self._collector: Collector = _AppCollector(self.families)
+        self.registry.register(self._collector)
+
+    def add(self, *families: _Family) -> None:
+        """More families in this app's metrics (the LLM layer's, the experiments')."""
+        self.families.extend(families)
+
+    def share(self, folder: Path, interval: float = 1.0) -> None:
+        """Render every worker's values summed: workers publish to ``folder`` (see
+        :mod:`serving.metrics_shared`)."""
+        from serving.metrics_shared import SharedValues
+
+        self.registry.unregister(self._collector)
+        self._collector = SharedValues(self.families, folder, interval)
+        self.registry.register(self._collector)
+
+    def close(self) -> None:
+        close = getattr(self._collector, "close", None)
+        if close is not None:
+            close()
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.inc((endpoint, method, str(status)))

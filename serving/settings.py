@@ -52,6 +52,11 @@ class ServingSettings(BaseSettings):
         description="JSON-lines decision log (shown items with propensities, removed ones with "
         "why); None = no log; RECSYS_DECISION_LOG_PATH.",
     )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Workers publish their metrics here and /metrics sums every live worker's "
+        "(set by `recsys serve --workers N`); None = this process only; RECSYS_METRICS_DIR.",
+    )
     decision_log_max_mb: float = Field(
         default=64.0, gt=0, description="Rotate the decision log past this size; "
         "RECSYS_DECISION_LOG_MAX_MB.",

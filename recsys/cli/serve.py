@@ -132,4 +132,10 @@ def serve(
         # processes (--workers) are how the server uses more cores
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
+        if workers > 1 and not os.environ.get("RECSYS_METRICS_DIR"):
+            # one scrape sums every worker (serving.metrics_shared); a folder per port
+            shared = Path("var/serving/metrics") / str(port)
+            for stale in shared.glob("*.json"):
+                stale.unlink()
+            os.environ["RECSYS_METRICS_DIR"] = str(shared.resolve())
         uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)

@@ -114,7 +114,7 @@ class DecisionLog:
             fh.flush()
 
     def _write(self) -> None:
-        fh = self.path.open("a", encoding="utf-8")
+        fh: TextIO = self.path.open("a", encoding="utf-8")
         try:
             while not self._stop.wait(self.interval):
                 self._drain(fh)

@@ -3,7 +3,7 @@ live in in-memory families rather than prometheus_client metrics)."""
 
 from __future__ import annotations
 
-from serving.metrics import LATENCY_BUCKETS, ServingMetrics, _AppCollector, _Family
+from serving.metrics import LATENCY_BUCKETS, ServingMetrics, _Family
 
 
 class ArmMetrics:
@@ -55,18 +55,7 @@ class ArmMetrics:
             (*labels, "guardrail"),
             "counter",
         )
-        metrics.registry.register(
-            _AppCollector(
-                [
-                    self.requests,
-                    self.latency,
-                    self.errors,
-                    self.degraded,
-                    self.shadow,
-                    self.clicks,
-                    self.conversions,
-                    self.value,
-                    self.rollbacks,
-                ]
-            )
-        )
+        metrics.add(
+            self.requests, self.latency, self.errors, self.degraded, self.shadow, self.clicks,
+            self.conversions, self.value, self.rollbacks,
+        )  # fmt: skip
