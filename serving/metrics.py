@@ -13,10 +13,8 @@ values. Plain in-memory values keep each app's registry its own whatever was imp
 
 from __future__ import annotations
 
-import bisect
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,87 +25,16 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsys.breaker import STATE_VALUES
+from serving.metric_values import _AppCollector, _Family
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
 
-Labels = tuple[str, ...]
-
-
-class _Family:
-    """One metric family's labelled values; ``kind`` is counter, gauge or histogram."""
-
-    def __init__(
-        self,
-        name: str,
-        doc: str,
-        labels: Sequence[str],
-        kind: str,
-        buckets: Sequence[float] = (),
-    ) -> None:
-        self.name, self.doc, self.labels, self.kind = name, doc, tuple(labels), kind
-        self.buckets = tuple(float(b) for b in buckets)
-        self.values: dict[Labels, float] = {}
-        self.counts: dict[Labels, list[int]] = {}  # histogram: per bucket, +Inf last
-        self._lock = threading.Lock()
-
-    def inc(self, labels: Labels, amount: float = 1.0) -> None:
-        with self._lock:
-            self.values[labels] = self.values.get(labels, 0.0) + amount
-
-    def set(self, labels: Labels, value: float) -> None:
-        with self._lock:
-            self.values[labels] = value
-
-    def clear(self) -> None:
-        with self._lock:
-            self.values.clear()
-            self.counts.clear()
-
-    def observe(self, labels: Labels, value: float) -> None:
-        slot = bisect.bisect_left(self.buckets, value)  # first bucket with le >= value
-        with self._lock:
-            counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
-            counts[slot] += 1
-            self.values[labels] = self.values.get(labels, 0.0) + value  # the sum
-
-    def metric(self) -> Metric:
-        with self._lock:
-            values = dict(self.values)
-            counts = {k: list(v) for k, v in self.counts.items()}
-        if self.kind == "histogram":
-            hist = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
-            edges = [*(floatToGoString(b) for b in self.buckets), "+Inf"]
-            for labels, per_bucket in counts.items():
-                cumulative = [sum(per_bucket[: i + 1]) for i in range(len(per_bucket))]
-                hist.add_metric(list(labels), list(zip(edges, cumulative, strict=True)),
-                                values.get(labels, 0.0))  # fmt: skip
-            return hist
-        family: Metric
-        if self.kind == "counter":
-            family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
-        else:
-            family = GaugeMetricFamily(self.name, self.doc, labels=self.labels)
-        for labels, value in values.items():
-            family.add_metric(list(labels), value)
-        return family
-
-
-class _AppCollector(Collector):
-    def __init__(self, families: Sequence[_Family]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self.families:
-            yield family.metric()
 
 
 class ServingMetrics:

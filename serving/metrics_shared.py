@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from serving.metrics import _Family
+from serving.metric_values import _Family
 
 
 def _alive(pid: int) -> bool:

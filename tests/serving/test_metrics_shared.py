@@ -17,8 +17,8 @@ from serving.metrics import ServingMetrics
 def _requests_total(text: str, endpoint: str) -> float:
     for family in text_string_to_metric_families(text):
         if family.name == "recsys_requests":
-            return sum(s.value for s in family.samples
-                       if s.name.endswith("_total") and s.labels["endpoint"] == endpoint)  # fmt: skip
+            return sum(s.value for s in family.samples if s.name.endswith("_total")
+                       and s.labels["endpoint"] == endpoint)  # fmt: skip
     return 0.0
 
 
