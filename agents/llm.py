@@ -83,7 +83,8 @@ class Completion:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.text)
+            # strict=False: a grammar that lets a raw newline into a string still gives JSON
+            return json.loads(self.text, strict=False)
         except json.JSONDecodeError as exc:
             raise LLMError(f"the model's output is not JSON: {self.text[:200]!r}") from exc
 

@@ -76,7 +76,9 @@ class RewriteConfig:
     min_similarity: float = 0.3
     max_keywords: int = 3
     timeout_s: float = 1.0  # the search waits no longer; it answers without, flagged
-    max_tokens: int = 48
+    # room for the longest answer the schema allows (3 keywords of 30 characters and a
+    # category): a cut answer is not JSON, and the deadline bounds the time anyway
+    max_tokens: int = 96
     ask_filters: bool = False  # let the model state prices and attributes (a capable model)
 
 
