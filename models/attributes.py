@@ -24,7 +24,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData, top_n
-from models.sparse_topn import MAX_SPARSE_BATCH, row_positions, sparse_top_n, worth_sparse
+from models.sparse_topn import (
+    MAX_SPARSE_BATCH,
+    row_positions,
+    sparse_top_n,
+    weighted_rows,
+    worth_sparse,
+)
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -159,9 +165,7 @@ class AttributesModel(CandidateModel):
         m, cfg = self.items_, self.config
         recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
         weights = 0.5 ** (np.arange(len(recent))[::-1] / cfg.half_life)
-        at = row_positions(m.indptr, recent)
-        per_entry = np.repeat(weights, np.diff(m.indptr)[recent]).astype(np.float32)
-        return m.indices[at], m.data[at] * per_entry
+        return weighted_rows(m, recent, weights)
 
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True

@@ -16,7 +16,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import CandidateModel, TrainingData, top_n
-from models.sparse_topn import MAX_SPARSE_BATCH, row_positions, sparse_top_n, worth_sparse
+from models.sparse_topn import (
+    MAX_SPARSE_BATCH,
+    sparse_top_n,
+    weighted_rows,
+    worth_sparse,
+)
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
 
@@ -107,9 +112,7 @@ class CovisitModel(CandidateModel):
         m = self.matrix_
         recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
         weights = np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
-        at = row_positions(m.indptr, recent)
-        per_entry = np.repeat(weights, np.diff(m.indptr)[recent]).astype(np.float32)
-        return m.indices[at], m.data[at] * per_entry
+        return weighted_rows(m, recent, weights)
 
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True

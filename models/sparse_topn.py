@@ -32,6 +32,15 @@ def row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
 
 
+def weighted_rows(
+    m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of ``rows`` of ``m`` (columns, values), each row's scaled by its weight."""
+    at = row_positions(m.indptr, rows)
+    per_entry = np.repeat(weights, np.diff(m.indptr)[rows]).astype(np.float32)
+    return m.indices[at], m.data[at] * per_entry
+
+
 def worth_sparse(hits: int, rows: int, n_items: int) -> bool:
     """Whether ``hits`` stored scores over ``rows`` histories are few enough for the sparse
     path to beat a dense scan of ``n_items`` per row."""
