@@ -14,6 +14,7 @@ from agents.llm import LLMClient, LLMError, LLMSettings, LLMTimeout, Observer, g
 from agents.port import CatalogPort
 from agents.rerank import LLMReranker, RerankConfig
 from agents.rewrite import QueryRewriter, Rewrite, RewriteConfig
+from agents.vocabulary import CatalogVocabulary
 
 T = TypeVar("T")
 
@@ -87,12 +88,15 @@ class LLMLayer:
         version = engine.version
         rewriter = self._rewriters.get(version)
         if rewriter is None:
+            similarity = engine.encoder()
             rewriter = QueryRewriter(
                 self.client("rewrite"),
                 engine.catalog,
                 engine.in_vocabulary,
                 self.rewrite_config,
-                similarity=engine.encoder(),
+                similarity=similarity,
+                # the shopping agent's parser reads prices, brand, category and attributes
+                parser=CatalogVocabulary.build(engine.catalog, similarity=similarity),
             )
             self._rewriters = {version: rewriter}  # the old bundle's goes with it
         return rewriter

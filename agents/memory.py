@@ -3,7 +3,7 @@ items shown, and the full chain of every turn (thoughts, actions, observations, 
 
 SQLite by default (one file, WAL, shared by worker processes); Redis by configuration
 (``RECSYS_CHAT_MEMORY=redis://host:6379/0``), for several API replicas. Both forget a session
-untouched for a week (Redis by key expiry); SQLite also keeps at most ``MAX_SESSIONS``.
+untouched for a week and keep at most ``MAX_SESSIONS``, the least recently used going first.
 """
 
 from __future__ import annotations
@@ -175,17 +175,58 @@ class SQLiteMemory:
 
 
 class RedisMemory:
-    """The same memory in Redis: lists for turns and trace, a string for the state."""
+    """The same memory in Redis: lists for turns and trace, a string for the state. Bounded
+    like :class:`SQLiteMemory`: keys expire ``ttl_s`` after their last write, a sorted set of
+    sessions by last write lets the least recently used beyond ``max_sessions`` be deleted
+    (checked every ``prune_every`` writes), and a session's trace keeps its last
+    ``max_trace`` records."""
 
-    def __init__(self, url: str, ttl_s: int = TTL_S) -> None:
+    SESSIONS = "chat:sessions"
+
+    def __init__(
+        self,
+        url: str,
+        ttl_s: int = TTL_S,
+        max_sessions: int = MAX_SESSIONS,
+        prune_every: int = 100,
+        max_trace: int = 2_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         import redis
 
         self.r = redis.Redis.from_url(url, decode_responses=True)
-        self.ttl = ttl_s
+        self.ttl, self.max_sessions, self.max_trace = ttl_s, max_sessions, max_trace
+        self.prune_every, self.clock = prune_every, clock
+        self._writes = 0
 
-    def _touch(self, *keys: str) -> None:
+    def _wrote(self, session_id: str, *keys: str) -> None:
+        pipe = self.r.pipeline()
         for key in keys:
-            self.r.expire(key, self.ttl)
+            pipe.expire(key, self.ttl)
+        pipe.zadd(self.SESSIONS, {session_id: self.clock()})
+        pipe.execute()
+        self._writes += 1
+        if self._writes % self.prune_every == 0:
+            self.prune()
+
+    def prune(self) -> int:
+        """Forget expired sessions and the oldest beyond the cap; returns how many went."""
+        old = [str(s) for s in self.r.zrangebyscore(self.SESSIONS, "-inf",
+                                                     self.clock() - self.ttl)]  # fmt: skip
+        excess = int(self.r.zcard(self.SESSIONS)) - len(old) - self.max_sessions
+        if excess > 0:
+            more = self.r.zrange(self.SESSIONS, len(old), len(old) + excess - 1)
+            old += [str(s) for s in more]
+        if old:
+            pipe = self.r.pipeline()
+            for sid in old:
+                pipe.delete(*(f"chat:{sid}:{part}" for part in ("turns", "state", "trace")))
+            pipe.zrem(self.SESSIONS, *old)
+            pipe.execute()
+        return len(old)
+
+    def sessions(self) -> int:
+        return int(self.r.zcard(self.SESSIONS))
 
     def turns(self, session_id: str, last: int = 6) -> list[dict[str, str]]:
         rows = self.r.lrange(f"chat:{session_id}:turns", -last, -1)
@@ -194,7 +235,8 @@ class RedisMemory:
     def add_turn(self, session_id: str, role: str, content: str) -> None:
         key = f"chat:{session_id}:turns"
         self.r.rpush(key, json.dumps({"role": role, "content": content}))
-        self._touch(key)
+        self.r.ltrim(key, -self.max_trace, -1)
+        self._wrote(session_id, key)
 
     def state(self, session_id: str) -> dict[str, Any]:
         doc = self.r.get(f"chat:{session_id}:state")
@@ -202,11 +244,13 @@ class RedisMemory:
 
     def set_state(self, session_id: str, state: dict[str, Any]) -> None:
         self.r.set(f"chat:{session_id}:state", json.dumps(state), ex=self.ttl)
+        self._wrote(session_id)
 
     def add_trace(self, session_id: str, record: dict[str, Any]) -> None:
         key = f"chat:{session_id}:trace"
         self.r.rpush(key, json.dumps(record, default=str))
-        self._touch(key)
+        self.r.ltrim(key, -self.max_trace, -1)
+        self._wrote(session_id, key)
 
     def trace(self, session_id: str) -> list[dict[str, Any]]:
         return [json.loads(r) for r in self.r.lrange(f"chat:{session_id}:trace", 0, -1)]

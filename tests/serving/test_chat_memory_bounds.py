@@ -42,3 +42,24 @@ def test_sessions_beyond_the_cap_are_forgotten_oldest_first(tmp_path: Path) -> N
     assert memory.turns("s49") and memory.turns("s0") == []
     rows = memory.db.execute("SELECT COUNT(DISTINCT session_id) FROM turns").fetchone()[0]
     assert rows == 5
+
+
+def test_redis_memory_is_bounded_the_same_way(redis_port: int) -> None:
+    from agents.memory import RedisMemory
+
+    clock = Clock()
+    memory = RedisMemory(f"redis://127.0.0.1:{redis_port}/0", ttl_s=600, max_sessions=5,
+                         prune_every=1, max_trace=3, clock=clock)  # fmt: skip
+    for i in range(20):
+        clock.now += 1
+        memory.add_turn(f"s{i}", "user", "x" * 100)
+    assert memory.sessions() == 5
+    assert memory.turns("s19") and memory.turns("s0") == []  # the oldest went, keys and all
+    assert not memory.r.exists("chat:s0:turns")
+    for n in range(10):
+        memory.add_trace("s19", {"step": n})
+    assert [r["step"] for r in memory.trace("s19")] == [7, 8, 9]  # the last records only
+    clock.now += 601  # every session untouched past the TTL
+    memory.set_state("new", {"shown": []})
+    assert memory.sessions() == 1
+    assert memory.r.ttl("chat:new:state") > 0  # Redis expires it on its own as well
