@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
+from serving.links import list_links
 from serving.recommend import service
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
     "/recommend",
     response_model=RecommendResponse,
     response_model_exclude_unset=True,
-    responses=error_responses(422, 503),
+    responses={**error_responses(422, 503), **list_links()},
     summary="Recommend items for a shopper",
 )
 # async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
+from serving.links import list_links
 from serving.search import service
 from serving.search.protocol import SearchRequest, SearchResponse
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
     "/search",
     response_model=SearchResponse,
     response_model_exclude_unset=True,
-    responses=error_responses(422, 503),
+    responses={**error_responses(422, 503), **list_links()},
     summary="Search the catalog",
 )
 # async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway

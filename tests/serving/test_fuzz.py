@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import jsonschema_rs
 import pytest
 import schemathesis
@@ -219,3 +220,30 @@ def test_schema_types_are_enforced(
     bundle: Bundle, tmp_path: Path, path: str, body: dict[str, Any], param: str
 ) -> None:
     assert_error(TestClient(_app(bundle, tmp_path)).post(path, json=body), 422, param)
+
+
+@pytest.mark.timeout(600)
+def test_stateful_call_sequences_no_5xx(fuzz_app: FastAPI) -> None:
+    """Calls chained along the schema's links (those schemathesis infers, such as an
+    experiment created then ramped, promoted or rolled back by its name, and the declared ones
+    from a list's first item to the item routes): no 5xx, every 4xx in the error shape."""
+    config = schemathesis.Config.from_dict(
+        {"seed": SEED, "phases": {"stateful": {"enabled": True}}}
+    )
+    stateful = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
+    machine = stateful.as_state_machine()
+
+    followed: list[str] = []
+
+    class Checked(machine):  # type: ignore[misc,valid-type]
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            followed.append(f"{case.method} {case.path}")
+            case.validate_response(response, checks=[not_a_server_error])
+            if 400 <= response.status_code < 500:
+                _assert_error_shape(response)
+
+    Checked.run(settings=hypothesis.settings(
+        max_examples=30, stateful_step_count=5, deadline=None, derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    ))  # fmt: skip
+    assert len({call for call in followed}) >= 2, set(followed)  # sequences ran, not one call
