@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import socket
 import subprocess
@@ -86,3 +88,40 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+# a small disk of our own, for the storage-fault tests (mounting needs root: skipped otherwise)
+def mount(args: list[str]) -> None:
+    """``mount ARGS`` (root only)."""
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs of our own (the rest of the machine is never filled)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    try:
+        mount(["-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)])
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=60)
+
+
+def fill(disk: Path) -> Path:
+    """Write a ballast file until the disk says ENOSPC; returns it (delete it to free)."""
+    ballast = disk / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (65536, 512, 1):  # big blocks, then the last bytes
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return ballast

@@ -3,12 +3,9 @@ failed request, and an events disk that fills up answers 503s and loses no ackno
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from recsys.retrieval.retriever import RetrievalConfig
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.chaos.conftest import Load, report
+from tests.conftest import fill
 
 KEY = "chaos-admin-key"
 
@@ -83,36 +81,6 @@ def test_a_broken_store_reload_under_load_is_refused_with_no_failed_request(
     assert not any(a.degraded for a in answers)
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "disk"
-    where.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)]
-    try:
-        subprocess.run(mount, check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=60)
-
-
-def _fill(disk: Path) -> Path:
-    ballast = disk / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return ballast
-
-
 def test_events_disk_full_under_load_answers_503_and_loses_nothing(
     bundle: Bundle, tmp_path: Path, small_disk: Path, load_of: Callable[..., Load]
 ) -> None:
@@ -131,7 +99,7 @@ def test_events_disk_full_under_load_answers_503_and_loses_nothing(
 
     load = load_of(client, send)
     load.wait_for("events logged", lambda: len(load.answers) >= 30)
-    ballast = _fill(small_disk)
+    ballast = fill(small_disk)
     full_from = len(load.answers)
     load.wait_for("503s", lambda: sum(a.status == 503 for a in load.answers) >= 30)
     not_ready = client.get("/readyz").status_code

@@ -8,10 +8,6 @@ root, as CI's container has; skipped elsewhere).
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,42 +17,8 @@ from recsys.artifacts import Bundle
 from recsys.events import EventLog, EventStoreError
 from serving.app import create_app
 from serving.settings import ServingSettings
+from tests.conftest import fill, mount
 from tests.serving.conftest import assert_error
-
-
-def _mount(args: list[str]) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs of our own (the rest of the machine is never filled)."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    try:
-        _mount(["-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)])
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {exc}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=60)
-
-
-def fill(disk: Path) -> Path:
-    """Write a ballast file until the disk says ENOSPC; returns it (delete it to free)."""
-    ballast = disk / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 512, 1):  # big blocks, then the last bytes
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return ballast
 
 
 def _event(item: str, i: int) -> dict[str, object]:
@@ -109,7 +71,7 @@ def test_a_read_only_events_disk_fails_at_start_naming_the_path(
 ) -> None:
     log_path = small_disk / "events.sqlite"
     EventLog(log_path).close()  # a log from an earlier run, then the disk turns read-only
-    _mount(["-o", "remount,ro", str(small_disk)])
+    mount(["-o", "remount,ro", str(small_disk)])
     with pytest.raises(EventStoreError, match=str(log_path)):
         create_app(settings.model_copy(update={"events_path": log_path}), bundle)
 
