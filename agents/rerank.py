@@ -107,10 +107,8 @@ class LLMReranker:
         """One short line per item for the scoring prompt: the title without the words most of
         the list shares (they tell the products apart from nothing), and the price. Prompt
         tokens are the scoring pass's whole cost on a CPU (~70 a second a core)."""
-        titles = []
-        for i in items:
-            row = self.catalog.row(int(i))
-            titles.append(str(row.get("title") or row["item_id"]).split())
+        rows = [self.catalog.row(int(i)) for i in items]
+        titles = [str(row.get("title") or row["item_id"]).split() for row in rows]
         counts: dict[str, int] = {}
         for words in titles:
             for w in {w.lower() for w in words}:
@@ -118,9 +116,9 @@ class LLMReranker:
         shared = 0.6 * len(titles) if len(titles) > 2 else len(titles)
         common = {w for w, c in counts.items() if c > shared}
         lines = []
-        for i, words in zip(items, titles, strict=True):
+        for row, words in zip(rows, titles, strict=True):
             kept = [w for w in words if w.lower() not in common] or words
-            price = self.catalog.row(int(i)).get("price")
+            price = row.get("price")
             cost = f" ${price:.0f}" if isinstance(price, int | float) and np.isfinite(price) else ""
             lines.append(" ".join(kept)[:48] + cost)
         return lines
