@@ -12,9 +12,21 @@ import typer
 from recsys.cli.common import _jsonable, app, metrics_table, user_errors
 
 if TYPE_CHECKING:
+    from recsys.artifacts import TrainConfig
     from recsys.data.contract import Dataset
 
 FAST_SOURCES = ("popular", "covisit", "als", "text", "attributes")
+
+
+def demo_config(sources: tuple[str, ...], seed: int) -> TrainConfig:
+    """The demo's training: ``sources``, and rankers fit on a capped number of rows
+    (``recsys.ranking.train.DEMO_MAX_ROWS``) so that the first ``recsys serve`` is ready sooner."""
+    from recsys.artifacts import TrainConfig
+    from recsys.ranking.train import DEMO_MAX_ROWS, RankerTrainConfig
+
+    return TrainConfig(
+        sources=sources, seed=seed, ranking=RankerTrainConfig(max_rows=DEMO_MAX_ROWS)
+    )
 
 
 def synthetic_shop(
@@ -52,7 +64,7 @@ def demo(
         from rich.console import Console
         from rich.table import Table
 
-        from recsys.artifacts import TrainConfig, load_bundle, train_bundle
+        from recsys.artifacts import load_bundle, train_bundle
         from recsys.evaluation.retrieval import evaluate_bundle
         from recsys.pipelines import ranker_name, recommend_pipeline
 
@@ -60,7 +72,7 @@ def demo(
         ds = synthetic_shop(out / "synthetic-shop", users, items, seed, console.print)
 
         sources = (*FAST_SOURCES, "sasrec") if sasrec else FAST_SOURCES
-        config = TrainConfig(sources=sources, seed=seed)
+        config = demo_config(sources, seed)
         bundle = load_bundle(train_bundle(ds, out / "bundle", config, progress=True))
         console.print(f"bundle {bundle.version} written to {bundle.path}")
         result = evaluate_bundle(ds, bundle, progress=True)

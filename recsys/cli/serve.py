@@ -100,8 +100,8 @@ def serve(
     with user_errors():
         import uvicorn
 
-        from recsys.artifacts import TrainConfig, load_bundle, train_bundle
-        from recsys.cli.demo import FAST_SOURCES, synthetic_shop
+        from recsys.artifacts import load_bundle, train_bundle
+        from recsys.cli.demo import FAST_SOURCES, demo_config, synthetic_shop
 
         if bundle is None:  # the demo: trained on first run
             bundle, train_if_missing = DEMO_BUNDLE, True
@@ -114,7 +114,7 @@ def serve(
                 )
             typer.echo(f"no bundle at {bundle}: training one on the synthetic shop")
             ds = synthetic_shop(bundle.parent / "synthetic-shop", users, items, seed, typer.echo)
-            train_bundle(ds, bundle, TrainConfig(sources=FAST_SOURCES, seed=seed), progress=True)
+            train_bundle(ds, bundle, demo_config(FAST_SOURCES, seed), progress=True)
         loaded = load_bundle(bundle)  # fails here, by name, rather than in every worker
         url = f"http://{host}:{port}"
         typer.echo(f"serving {loaded.version} on {url}")

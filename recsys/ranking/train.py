@@ -29,6 +29,11 @@ from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame, select_groups
 from recsys.retrieval.retriever import Retriever
 
+# On the 20k-user demo shop (one run, same selection users): 5.9M rows (all 11.9k groups) fit
+# in 180 s with selection NDCG@10 LightGBM 0.3906 / DLRM 0.3876; 2M rows in 61 s, 0.3876 /
+# 0.3868; 1M in 25 s, 0.3868 / 0.3748; merged 0.3156. The selection set's standard error is
+# ~0.006, so 2M rows lose nothing measurable there while the first `recsys serve` is 2 min sooner.
+DEMO_MAX_ROWS = 2_000_000
 
 @dataclass(frozen=True)
 class RankerTrainConfig:
@@ -37,6 +42,9 @@ class RankerTrainConfig:
     head: int = 500  # the merged list's top slots, always kept
     tail: int = 0  # rows sampled (label-blind) from the rest of the list
     max_users: int | None = 30_000  # training groups drawn from the validation users
+    # Groups are added (users in a seeded random order) until this many rows are kept; None =
+    # every group. The demo caps it (DEMO_MAX_ROWS) to be ready sooner.
+    max_rows: int | None = None
     seed: int = 0
     batch: int = 512  # users retrieved at a time
     # Share of the validation users held out from ranker training: the served order (merged,
@@ -100,16 +108,20 @@ def training_frame(
     config: RankerTrainConfig,
     progress: bool = False,
 ) -> RankingFrame:
-    """Labelled rows for (up to ``max_users`` of) ``eval_set``'s users: each list's head and a
-    seeded, label-blind sample of its tail; groups without their positive are dropped."""
+    """Labelled rows for (up to ``max_users`` of) ``eval_set``'s users, in a seeded random
+    order until ``max_rows`` rows are kept: each list's head and a seeded, label-blind sample
+    of its tail; groups without their positive are dropped."""
     rng = np.random.default_rng(config.seed)
-    rows = np.arange(len(eval_set))
-    if config.max_users is not None and len(rows) > config.max_users:
-        rows = np.sort(rng.choice(rows, config.max_users, replace=False))
+    rows = rng.permutation(len(eval_set))  # a random order, so that a row budget stops anywhere
+    if config.max_users is not None:
+        rows = rows[: config.max_users]
     frames: list[RankingFrame] = []
+    kept = 0
     batches = range(0, len(rows), config.batch)
     for start in tqdm(batches, desc="ranking rows", disable=not progress, unit="batch"):
-        chunk = rows[start : start + config.batch]
+        if config.max_rows is not None and kept >= config.max_rows:
+            break
+        chunk = np.sort(rows[start : start + config.batch])
         history = eval_set.history.select(chunk)
         targets = eval_set.targets[chunk]
         batch, _ = retriever.retrieve(history)
@@ -123,6 +135,7 @@ def training_frame(
         frame = build_frame(spec, batch, history, user_ids, features, targets, keep)
         # a group without its positive teaches a pairwise ranker nothing
         frames.append(select_groups(frame, np.flatnonzero(frame.positives() > 0)))
+        kept += frames[-1].n_rows
     return _concat(frames)
 
 

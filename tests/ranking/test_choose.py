@@ -62,6 +62,7 @@ class Setting:
     features: TableFeatures
     spec: FrameSpec
     held_out: EvalSet  # validation users no ranker trains on
+    fit_set: EvalSet  # the other validation users
     frame: RankingFrame  # training rows from the other validation users
 
 
@@ -78,7 +79,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> Setting:
     fit_set, held_out = split_users(split.valid, 0.3, seed=0)
     frame = training_frame(bundle.retriever, fit_set, enc, features, spec,
                            RankerTrainConfig(rankers=("lightgbm",)))  # fmt: skip
-    return Setting(bundle.retriever, enc, features, spec, held_out, frame)
+    return Setting(bundle.retriever, enc, features, spec, held_out, fit_set, frame)
 
 
 def _noise(frame: RankingFrame, seed: int) -> RankingFrame:
@@ -111,3 +112,12 @@ def test_an_informative_ranker_is_chosen_over_the_fusion(setting: Setting) -> No
     assert choice.ranker == "lightgbm", figures
     chosen = figures["lightgbm"] if choice.blend == 0.0 else figures["blend:lightgbm"]["ndcg@10"]
     assert chosen > figures[MERGED]
+
+
+def test_a_row_budget_stops_adding_groups_once_reached(setting: Setting) -> None:
+    config = RankerTrainConfig(rankers=("lightgbm",), max_rows=2_000, batch=16)
+    frame = training_frame(setting.retriever, setting.fit_set, setting.enc, setting.features,
+                           setting.spec, config)  # fmt: skip
+    assert 2_000 <= frame.n_rows < setting.frame.n_rows
+    assert frame.n_rows - frame.group[-16:].sum() < 2_000  # the last batch crossed the budget
+    assert (frame.positives() > 0).all()  # every group kept still holds its positive
