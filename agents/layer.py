@@ -113,12 +113,31 @@ class LLMLayer:
         return reranker
 
 
-def encoder_similarity(model: Any) -> Any:
-    """(query, texts) -> cosine similarities with the bundle's sentence encoder."""
+def encoder_similarity(model: Any, cached: int = 4096) -> Any:
+    """(query, texts) -> cosine similarities with the bundle's sentence encoder.
+
+    The texts compared against are the catalog's few names (category leaves, attribute
+    values), the same on every call: their vectors are kept (up to ``cached``), so a call
+    encodes the query and any new text only. Encoding a query with the 112 leaf names each time
+    took 0.3 s of a long-tail search on 2 cores.
+    """
     import numpy as np
 
+    vectors: dict[str, np.ndarray] = {}
+    lock = threading.Lock()
+
     def similarity(query: str, texts: list[str]) -> np.ndarray:
-        vectors = model.encode_queries([query, *texts])  # (1 + n, D), unit length
-        return np.asarray(vectors[1:] @ vectors[0])
+        with lock:
+            have = {t: vectors[t] for t in texts if t in vectors}
+        new = [t for t in dict.fromkeys(texts) if t not in have]
+        encoded = model.encode_queries([query, *new])  # (1 + new, D), unit length
+        have.update(zip(new, encoded[1:], strict=True))
+        with lock:
+            if len(vectors) + len(new) > cached:
+                vectors.clear()  # a bundle whose names outgrow the cache: start again
+            vectors.update((t, have[t]) for t in new)
+        if not texts:
+            return np.zeros(0)
+        return np.asarray(np.stack([have[t] for t in texts]) @ encoded[0])  # (n,)
 
     return similarity

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.llm_settings import LLMError, LLMSettings, Message, packaged_model
+from agents.llm_weights import default_cache_dir, runtime_weights
 
 SHARED = "shared"
 
@@ -37,9 +38,13 @@ class LlamaCppBackend:
         except ImportError as exc:
             raise LLMError("llama_cpp backend needs the llm extra (llama-cpp-python)") from exc
         self.settings = settings
-        self.path = settings.model_path or packaged_model()
-        if not self.path.is_file():
-            raise LLMError(f"no model file at {self.path} (RECSYS_LLM_MODEL_PATH)")
+        self.source = settings.model_path or packaged_model()
+        if not self.source.is_file():
+            raise LLMError(f"no model file at {self.source} (RECSYS_LLM_MODEL_PATH)")
+        self.path = runtime_weights(
+            self.source, settings.weights, settings.model_path is None,
+            settings.cache_dir or default_cache_dir(),
+        )  # fmt: skip
         self.slots = set(settings.kv_slots)
         self._contexts: dict[str, Any] = {}
         self.lock = threading.Lock()
@@ -54,7 +59,8 @@ class LlamaCppBackend:
         if found is None:
             found = Llama(
                 model_path=str(self.path), n_ctx=self.settings.n_ctx,
-                n_threads=self.settings.threads, n_batch=256, verbose=False, seed=0,
+                n_threads=self.settings.threads, n_threads_batch=self.settings.threads_batch,
+                n_batch=256, flash_attn=self.settings.flash_attn, verbose=False, seed=0,
             )  # fmt: skip
             self._contexts[slot] = found
         return found

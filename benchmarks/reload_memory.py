@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.loadgen import Server, encode_post, fetch  # noqa: E402
+from benchmarks.loadgen import Server, encode_post, fetch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -19,6 +19,24 @@ from recsys.data.contract import Dataset
 from recsys.data.locations import datasets_dir
 
 SHARED_DATA = datasets_dir()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_rewrite_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The shared rewrite store in a folder of this run's own: the default file under var/
+    outlives a run, and a test expecting the model to answer would read an earlier run's."""
+    from serving.search.rewriting import shared_store
+
+    key = "RECSYS_REWRITE_CACHE_SQLITE_PATH"
+    before = os.environ.get(key)
+    os.environ[key] = str(tmp_path_factory.mktemp("rewrites") / "rewrites.sqlite")
+    shared_store.cache_clear()
+    yield
+    if before is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = before
+    shared_store.cache_clear()
 N_AISLES, AISLE = 20, 10
 
 

@@ -24,7 +24,7 @@ from serving.state import Served
 
 ENDPOINT = "search"
 ANONYMOUS = ""  # never a catalog user: no purchases to exclude
-REWRITE_SLACK_S = 0.25  # the parse, the cache, building a bundle's rewriter on first use
+REWRITE_SLACK_S = 0.2  # the parse, the cache, building a bundle's rewriter on first use
 
 
 async def rewrite_query(

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from agents.compare import Comparer, check_claims, item_facts, prompt_order
+from agents.compare import Comparer, check_claims, item_facts, prompt_order, worded
 from agents.layer import LLMLayer
 from agents.llm import LLMClient
 from recsys.artifacts import Bundle
@@ -42,6 +42,38 @@ def test_the_checker_keeps_only_what_the_catalog_says() -> None:
     assert why["c is cheap"] == "names an item outside the comparison"
     assert "no 'weight'" in why["b weighs 2kg"]
     assert check_claims({"claims": "nonsense"}, FACTS).supported == []
+
+
+def test_picked_claims_are_worded_from_the_facts() -> None:
+    facts = {k: {**v, "title": f"Item {k}"} for k, v in FACTS.items()}
+    raw = {"claims": [
+        {"item_id": "a", "attribute": "price"},
+        {"item_id": "b", "attribute": "colour"},
+        {"item_id": "b", "attribute": "weight"},  # the facts cannot word it: flagged
+    ]}  # fmt: skip
+    checked = check_claims(worded(raw, facts), facts)
+    texts = [c.text for c in checked.supported]
+    assert texts == ["Item a: price $20.00", "Item b: colour blue, navy"]
+    assert [c.value for c in checked.supported] == ["20.0", "blue"]
+    assert [why for _, why in checked.flagged] == ["the catalog has no 'weight' for this item"]
+
+
+def test_the_small_in_process_model_picks_and_a_served_one_words(shop_bundle: Bundle) -> None:
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    ids = [str(i) for i in shop_bundle.item_ids[:2]]
+    small = Comparer(Named("llama_cpp"), shop_bundle.items)  # type: ignore[arg-type]
+    served = Comparer(Named("openai"), shop_bundle.items)  # type: ignore[arg-type]
+    facts = small.facts(ids)
+    claim = small.schema(facts)["properties"]["claims"]["items"]
+    assert claim["required"] == ["item_id", "attribute"]
+    claim = served.schema(facts)["properties"]["claims"]["items"]
+    assert claim["required"] == ["item_id", "attribute", "value", "text"]
+    named: Any = Named("llama_cpp")
+    forced = Comparer(named, shop_bundle.items, wording="model")
+    assert forced.worded_by_model and not small.worded_by_model
 
 
 def _client(bundle: Bundle, tmp: Path, llm: LLMClient) -> TestClient:
@@ -80,7 +112,7 @@ def test_the_prompt_order_is_not_the_callers() -> None:
 
 
 def test_the_prompt_is_the_same_in_any_request_order(shop_bundle: Bundle) -> None:
-    comparer = Comparer(None, shop_bundle.items)  # type: ignore[arg-type]
+    comparer = Comparer(None, shop_bundle.items, wording="facts")  # type: ignore[arg-type]
     ids = [str(i) for i in shop_bundle.item_ids[:3]]
     ab = comparer.messages(comparer.facts(ids), "which is warmer?")
     ba = comparer.messages(comparer.facts(ids[::-1]), "which is warmer?")
