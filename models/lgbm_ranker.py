@@ -169,6 +169,16 @@ class LGBMRanker:
         assert self.booster_ is not None
         return np.asarray(self.booster_.predict(x, num_threads=threads), dtype=np.float32)
 
+    def contributions(
+        self, frame: RankingFrame, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """TreeSHAP shares (R, F) of ``rows``' scores, their feature values (R, F) and the F
+        names; each row's shares plus the model's bias add up to its native score."""
+        x = self._check(frame)[rows]  # (R, F)
+        assert self.booster_ is not None
+        shap = np.asarray(self.booster_.predict(x, pred_contrib=True, num_threads=1))
+        return shap[:, :-1], x, self.feature_names_  # the last column is the bias
+
     def onnx_feeds(self, frame: RankingFrame) -> dict[str, np.ndarray]:
         return {"input": self._check(frame)}
 

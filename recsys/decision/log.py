@@ -15,6 +15,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,6 +35,7 @@ def decision_record(
     model_version: str,
     arm: str | None = None,
     shadow: bool = False,
+    contributions: Mapping[int, Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """One log line; ``explored`` marks the slots an exploration draw filled (the greedy policy
     would have shown something else there), which off-policy evaluation reads; ``shadow``
@@ -56,6 +59,11 @@ def decision_record(
                 "propensity": e.propensity,
                 "explored": e.reason.startswith("exploration"),
                 "reason": e.reason,
+                **(
+                    {"contributions": [asdict(c) for c in contributions[e.item]]}
+                    if contributions and e.item in contributions
+                    else {}
+                ),
             }
             for e in shown
         ],

@@ -41,6 +41,15 @@ class ItemDetails(BaseModel):
     )
 
 
+class FeatureContribution(BaseModel):
+    feature: str = Field(description="Ranking feature, e.g. 'score_covisit', 'hist_len'.")
+    value: float = Field(description="The feature's value for this item and shopper.")
+    contribution: float = Field(
+        description="Its additive share of the ranker's score (TreeSHAP): the shares of every "
+        "feature plus the model's bias sum to the score. Positive lifts the item."
+    )
+
+
 class ScoredItem(BaseModel):
     item_id: str = Field(description="Catalog item id.")
     position: int | None = Field(
@@ -61,6 +70,13 @@ class ScoredItem(BaseModel):
     )
     item: ItemDetails | None = Field(
         default=None, description="The item's title, price, category... (include_item=true only)."
+    )
+    contributions: list[FeatureContribution] | None = Field(
+        default=None,
+        description="explain=true with a LightGBM ranker serving: the three features that moved "
+        "the ranker's score most, largest first (exact TreeSHAP shares of the ranker's score; "
+        "a blend with the fused order is not split). Absent for the DLRM, which has no exact "
+        "additive split, and when no ranker serves.",
     )
 
 

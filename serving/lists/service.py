@@ -20,9 +20,16 @@ from features.guarded import feature_reads
 from recsys.decision import Decision, DecisionRequest
 from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
+from recsys.ranking.explain import contributions
 from recsys.retrieval.merge import CandidateBatch
 from serving.lists.details import item_details
-from serving.lists.protocol import DecisionLogEntry, FilterSpec, ListResponse, ScoredItem
+from serving.lists.protocol import (
+    DecisionLogEntry,
+    FeatureContribution,
+    FilterSpec,
+    ListResponse,
+    ScoredItem,
+)
 from serving.lists.reasons import Evidence, reasons
 from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
@@ -60,6 +67,7 @@ class ListCall:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     llm_rerank: bool = False
     context: Callable[[Result], str] | None = None  # the reranker's view of the shopper
+    explain: bool = False  # the ranker's feature contributions for the shown items, logged too
 
     def decision_request(self, llm: LLMLayer | None) -> DecisionRequest:
         """What the decision stage decides: ``k``, or the reranker's top when one follows."""
@@ -103,17 +111,37 @@ def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = Tru
         deps.arms.shadows(routed, call.endpoint, inputs, deps.log)
         state[ROUTED] = routed
     state["degraded"] = sorted(degraded)
+    if call.explain:
+        # the features were just read for the ranker, so a store failure shows up as
+        # neutral features there too (features_unavailable) rather than as an error here
+        with served.lock, feature_reads():
+            state[CONTRIBUTIONS] = shown_contributions(served, state)
     for reason in degraded:
         deps.metrics.fallback(call.endpoint, reason)
     deps.metrics.observe_pipeline(
         call.endpoint, result.trace, state["source_timings"], candidate_count(state)
     )
     if log_now:
-        log_decision(served, call, state["decision"], deps.log, arm=_arm(result))
+        log_decision(served, call, state["decision"], deps.log, arm=_arm(result),
+                     contributions=state.get(CONTRIBUTIONS))  # fmt: skip
     return result
 
 
 ROUTED = "experiment_arm"  # result-state key of the arm that answered (set after the run)
+CONTRIBUTIONS = "contributions"  # result-state key: item -> the ranker's top feature shares
+
+
+def shown_contributions(served: Served, state: Mapping[str, Any]) -> dict[int, list[Any]]:
+    """item -> its top feature contributions to the serving ranker's score, for the shown
+    items; empty when no ranker serves or it has no exact split (recsys.ranking.explain)."""
+    ranking = served.bundle.ranking
+    if served.ranker is None or ranking is None:
+        return {}
+    decision: Decision = state["decision"]
+    shown = [e.item for e in decision.entries if e.action == "shown"]
+    got = contributions(ranking.rankers[served.ranker], state, len(served.bundle.item_ids),
+                        ranking.features, [int(s) for s in decision.slots])  # fmt: skip
+    return {} if got is None else dict(zip(shown, got, strict=True))
 
 
 def answered_by(result: Result, served: Served) -> Served:
@@ -139,7 +167,8 @@ async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[R
         served, deps, result.state["decision"], context, call.endpoint, call.k
     )
     result.state["decision"] = decision
-    log_decision(served, call, decision, deps.log, arm=_arm(result))
+    log_decision(served, call, decision, deps.log, arm=_arm(result),
+                 contributions=result.state.get(CONTRIBUTIONS))  # fmt: skip
     routed = result.state.get(ROUTED)
     if routed is not None and deps.arms is not None:
         deps.arms.degraded(routed, degraded)
@@ -153,6 +182,7 @@ def log_decision(
     log: DecisionLog | None,
     arm: str | None = None,
     shadow: bool = False,
+    contributions: Mapping[int, list[Any]] | None = None,
 ) -> None:
     if log is None:
         return
@@ -166,6 +196,7 @@ def log_decision(
             model_version=served.version,
             arm=arm,
             shadow=shadow,
+            contributions=contributions,
         )
     )
 
@@ -191,6 +222,7 @@ def scored_items(
     batch: CandidateBatch = state["candidates"]
     shown = [e for e in decision.entries if e.action == "shown"]
     evidence = Evidence.of(served, state, [e.item for e in shown]) if explain else None
+    shares: Mapping[int, list[Any]] = state.get(CONTRIBUTIONS) or {}
     out = []
     for entry, slot in zip(shown, decision.slots, strict=True):
         item = ScoredItem(
@@ -201,6 +233,8 @@ def scored_items(
             item.reasons = reasons(evidence, batch, int(slot), entry.item, entry.reason)
         if include_item:
             item.item = item_details(served.catalog, entry.item)
+        if explain and entry.item in shares:
+            item.contributions = [FeatureContribution(**vars(c)) for c in shares[entry.item]]
         out.append(item)
     return out
 

@@ -55,6 +55,7 @@ def rank(served: Served, request: RankRequest, deps: ListDeps) -> RankResponse:
         # the caller chose these items: stock and purchase rules only when they ask for them
         filters=request.filters or FilterSpec(in_stock=False, exclude_purchased=False),
         request_id=request_id,
+        explain=request.explain,
     )
     result = run_list(served, call, deps)
     response.cold_start = bool(result.state["cold_start"])

@@ -29,6 +29,7 @@ def call_of(served: Served, request: RecommendRequest, endpoint: str = ENDPOINT)
         explore=request.explore,
         request_id=new_request_id(request.request_id),
         llm_rerank=request.llm_rerank,
+        explain=request.explain,
         context=lambda done: history_context(served, done.state["history"]),
     )
 

@@ -92,6 +92,7 @@ def call_of(
         explore=request.explore,
         request_id=new_request_id(request.request_id),
         llm_rerank=request.llm_rerank,
+        explain=request.explain,
         context=lambda _: f"searched for: {request.query}",
     )
 
