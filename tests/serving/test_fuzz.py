@@ -247,3 +247,40 @@ def test_stateful_call_sequences_no_5xx(fuzz_app: FastAPI) -> None:
         suppress_health_check=list(hypothesis.HealthCheck),
     ))  # fmt: skip
     assert len({call for call in followed}) >= 2, set(followed)  # sequences ran, not one call
+
+
+def test_list_answers_lead_to_their_items(fuzz_app: FastAPI) -> None:
+    """The declared links alone: with only the list and item routes in the machine, every
+    chain goes from a list answer's first item to the item routes (serving/links.py). Item ids
+    are taken from real answers, so the item routes see known ids, not only fuzzed ones."""
+    config = schemathesis.Config.from_dict(
+        {"seed": SEED, "phases": {"stateful": {"enabled": True}}}
+    )
+    stateful = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
+    linked = stateful.include(path_regex=r"^/v1/(recommend|search|items/\{item_id\}(/similar)?)$")
+    machine = linked.as_state_machine()
+    # the item routes have no random entry: they are reached through the declared links only
+    rules = [name for name in dir(machine) if "__GET_v1_items_item_id" in name]
+    assert {r.split("___200_")[1].split("__")[0] for r in rules} == {
+        "FirstItem", "SimilarToFirstItem"
+    }, rules
+    assert not [name for name in dir(machine) if name.startswith("RANDOM__GET")]
+    firsts: set[str] = set()  # first items of the list answers so far
+    linked_ids: list[str] = []  # item routes called with one of them
+
+    class Checked(machine):  # type: ignore[misc,valid-type]
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            item = (case.path_parameters or {}).get("item_id")
+            if item is not None and item in firsts:
+                linked_ids.append(item)
+            if item is None and response.status_code == 200 and response.json().get("items"):
+                firsts.add(response.json()["items"][0]["item_id"])
+            case.validate_response(response, checks=[not_a_server_error])
+            if 400 <= response.status_code < 500:
+                _assert_error_shape(response)
+
+    Checked.run(settings=hypothesis.settings(
+        max_examples=30, stateful_step_count=4, deadline=None, derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    ))  # fmt: skip
+    assert linked_ids, sorted(firsts)[:5]  # item routes were called with ids lists gave
