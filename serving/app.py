@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agents.layer import LLMLayer
 from agents.memory import open_memory
 from agents.router import RouterConfig
+from models.threads import pin_compute_threads
 from recsys.artifacts import Bundle, load_bundle
 from recsys.decision import load_decision_config
 from recsys.decision.log import DecisionLog
@@ -61,21 +61,11 @@ def load_into(state: AppState, settings: ServingSettings) -> None:
         log.error("no bundle served: %s", state.error)
 
 
-THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def limit_compute_threads(threads: int) -> None:
     """Cap BLAS and OpenMP pools in this process: numpy's and scipy's OpenBLAS would otherwise
     keep a busy-waiting thread per core (measured: 80-200 ms of CPU per request instead of 8).
-
-    Libraries loaded later (scipy's own OpenBLAS comes with the bundle) read the environment;
-    those already loaded are capped through threadpoolctl. Called again after every bundle swap.
-    """
-    from threadpoolctl import threadpool_limits
-
-    for name in THREAD_ENV:
-        os.environ.setdefault(name, str(threads))
-    threadpool_limits(threads)  # stays in force: not used as a context manager
+    Called again after every bundle swap, which may load new pools (models.threads)."""
+    pin_compute_threads(threads)
 
 
 def create_app(

@@ -147,12 +147,16 @@ def recommend(
     """Write every shopper's top k (user_id, position, item_id, score, model_version) through
     the same recommend pipeline the API serves, exploration off."""
     with user_errors():
+        from models.threads import pin_compute_threads
         from recsys.artifacts import load_bundle
         from recsys.decision import load_decision_config
         from recsys.events import EventLog
         from recsys.experiments import export
 
         loaded = load_bundle(bundle)
+        # one request at a time, as a serving worker runs them: idle BLAS/OpenMP threads
+        # would spin on the cores (models.threads)
+        pin_compute_threads(1)
         rules = load_decision_config(decision_config)
         wanted = export.read_users(users, loaded)
         log = EventLog(events) if events is not None else None
