@@ -33,7 +33,7 @@ from serving.lists.protocol import (
 from serving.lists.reasons import Evidence, reasons
 from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
-from serving.llm_steps import llm_rerank
+from serving.llm_steps import llm_rerank, rerank_weight
 
 if TYPE_CHECKING:
     from agents.layer import LLMLayer
@@ -69,10 +69,11 @@ class ListCall:
     context: Callable[[Result], str] | None = None  # the reranker's view of the shopper
     explain: bool = False  # the ranker's feature contributions for the shown items, logged too
 
-    def decision_request(self, llm: LLMLayer | None) -> DecisionRequest:
-        """What the decision stage decides: ``k``, or the reranker's top when one follows."""
+    def decision_request(self, llm: LLMLayer | None, weight: float = 0.0) -> DecisionRequest:
+        """What the decision stage decides: ``k``, or the reranker's top when one follows and
+        may move it (``weight`` > 0: with weight 0 the order stands, so only ``k`` is needed)."""
         k = self.k
-        if self.llm_rerank and llm is not None:
+        if self.llm_rerank and llm is not None and weight > 0:
             k = max(k, llm.rerank_config.top_n)
         return DecisionRequest(
             k=k,
@@ -95,7 +96,10 @@ def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = Tru
     routed = deps.arms.route(served, call) if deps.arms is not None else None
     if routed is not None:
         served, call = routed.served, routed.call
-    inputs = {**call.inputs, "request": call.decision_request(deps.llm)}
+    weight = 0.0
+    if call.llm_rerank and deps.llm is not None:
+        weight = rerank_weight(served, deps.llm.rerank_config.weight)
+    inputs = {**call.inputs, "request": call.decision_request(deps.llm, weight)}
     started = time.perf_counter()
     try:
         with served.lock, feature_reads() as degraded:  # a failing store degrades the answer

@@ -126,3 +126,17 @@ def test_purposes_routed_alike_share_one_client() -> None:
 def test_config_refuses_more_candidates_than_letters() -> None:
     with pytest.raises(ValueError, match="top_n=27"):
         RerankConfig(top_n=27)
+
+
+def test_the_decision_widens_to_the_rerankers_top_only_when_it_may_move() -> None:
+    from serving.lists.service import ListCall
+
+    layer = LLMLayer(client=None)
+    layer.rerank_config = RerankConfig(top_n=20)
+    call = ListCall(endpoint="recommend", pipeline=None, inputs={}, k=5,  # type: ignore[arg-type]
+                    llm_rerank=True)  # fmt: skip
+    assert call.decision_request(layer, weight=0.0).k == 5  # the order stands: nothing to widen
+    assert call.decision_request(layer, weight=0.5).k == 20
+    assert call.decision_request(None, weight=0.5).k == 5  # no LLM: no rerank follows
+    plain = ListCall(endpoint="recommend", pipeline=None, inputs={}, k=5)  # type: ignore[arg-type]
+    assert plain.decision_request(layer, weight=0.5).k == 5
