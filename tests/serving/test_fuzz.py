@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,22 @@ def test_schema_types_are_enforced(
 
 
 @pytest.mark.timeout(600)
+def _run_checked(machine: Any, seen: Callable[[Any, Any], object], steps: int) -> None:
+    """Run a schemathesis state machine: every answer seen, no 5xx, every 4xx in the shape."""
+
+    class Checked(machine):
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            seen(response, case)
+            case.validate_response(response, checks=[not_a_server_error])
+            if 400 <= response.status_code < 500:
+                _assert_error_shape(response)
+
+    Checked.run(settings=hypothesis.settings(
+        max_examples=30, stateful_step_count=steps, deadline=None, derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    ))  # fmt: skip
+
+
 def test_stateful_call_sequences_no_5xx(fuzz_app: FastAPI) -> None:
     """Calls chained along the schema's links (those schemathesis infers, such as an
     experiment created then ramped, promoted or rolled back by its name, and the declared ones
@@ -234,29 +250,20 @@ def test_stateful_call_sequences_no_5xx(fuzz_app: FastAPI) -> None:
     machine = stateful.as_state_machine()
 
     followed: list[str] = []
-
-    class Checked(machine):  # type: ignore[misc,valid-type]
-        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
-            followed.append(f"{case.method} {case.path}")
-            case.validate_response(response, checks=[not_a_server_error])
-            if 400 <= response.status_code < 500:
-                _assert_error_shape(response)
-
-    Checked.run(settings=hypothesis.settings(
-        max_examples=30, stateful_step_count=5, deadline=None, derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    ))  # fmt: skip
+    _run_checked(machine, lambda response, case: followed.append(f"{case.method} {case.path}"), 5)
     assert len({call for call in followed}) >= 2, set(followed)  # sequences ran, not one call
 
 
-def test_list_answers_lead_to_their_items(fuzz_app: FastAPI) -> None:
+def test_list_answers_lead_to_their_items(bundle: Bundle, tmp_path: Path) -> None:
     """The declared links alone: with only the list and item routes in the machine, every
     chain goes from a list answer's first item to the item routes (serving/links.py). Item ids
     are taken from real answers, so the item routes see known ids, not only fuzzed ones."""
     config = schemathesis.Config.from_dict(
         {"seed": SEED, "phases": {"stateful": {"enabled": True}}}
     )
-    stateful = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app, config=config)
+    # an app of its own: a finished schemathesis run ends its app's lifespan (event log closed)
+    own = _app(bundle, tmp_path)
+    stateful = schemathesis.openapi.from_asgi("/openapi.json", own, config=config)
     linked = stateful.include(path_regex=r"^/v1/(recommend|search|items/\{item_id\}(/similar)?)$")
     machine = linked.as_state_machine()
     # the item routes have no random entry: they are reached through the declared links only
@@ -268,19 +275,12 @@ def test_list_answers_lead_to_their_items(fuzz_app: FastAPI) -> None:
     firsts: set[str] = set()  # first items of the list answers so far
     linked_ids: list[str] = []  # item routes called with one of them
 
-    class Checked(machine):  # type: ignore[misc,valid-type]
-        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
-            item = (case.path_parameters or {}).get("item_id")
-            if item is not None and item in firsts:
-                linked_ids.append(item)
-            if item is None and response.status_code == 200 and response.json().get("items"):
-                firsts.add(response.json()["items"][0]["item_id"])
-            case.validate_response(response, checks=[not_a_server_error])
-            if 400 <= response.status_code < 500:
-                _assert_error_shape(response)
+    def seen(response: Any, case: Any) -> None:
+        item = (case.path_parameters or {}).get("item_id")
+        if item is not None and item in firsts:
+            linked_ids.append(item)
+        if item is None and response.status_code == 200 and response.json().get("items"):
+            firsts.add(response.json()["items"][0]["item_id"])
 
-    Checked.run(settings=hypothesis.settings(
-        max_examples=30, stateful_step_count=4, deadline=None, derandomize=True,
-        suppress_health_check=list(hypothesis.HealthCheck),
-    ))  # fmt: skip
+    _run_checked(machine, seen, 4)
     assert linked_ids, sorted(firsts)[:5]  # item routes were called with ids lists gave
