@@ -139,8 +139,8 @@ def shown_contributions(served: Served, state: Mapping[str, Any]) -> dict[int, l
     """item -> its top feature contributions to the serving ranker's score, for the shown
     items; empty when no ranker serves or it has no exact split (recsys.ranking.explain)."""
     ranking = served.bundle.ranking
-    if served.ranker is None or ranking is None:
-        return {}
+    if served.ranker is None or ranking is None or "ranked" not in state:
+        return {}  # the merged order, or a pipeline without a ranking stage (search)
     decision: Decision = state["decision"]
     shown = [e.item for e in decision.entries if e.action == "shown"]
     got = contributions(ranking.rankers[served.ranker], state, len(served.bundle.item_ids),

@@ -65,6 +65,9 @@ def test_explain_returns_and_logs_the_rankers_top_features(bundle: Bundle, tmp_p
         ranked = client.post(
             "/v1/rank", json={"user_id": _user(bundle), "item_ids": given, "explain": True}
         ).json()
+        query = str(bundle.items.row(0)["title"]).split()[0]
+        searched = client.post("/v1/search", json={"query": query, "explain": True}).json()
+    assert searched["items"] and all("contributions" not in it for it in searched["items"])
     assert all("contributions" not in it for it in plain["items"])
     assert [it["item_id"] for it in body["items"]] == given  # explaining changes nothing
     for item in body["items"] + ranked["items"]:
