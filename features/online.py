@@ -97,18 +97,24 @@ class OnlineFeatures:
         """(B, len(USER_FEATURES)) float32 by user id; unknown ids give NaN rows."""
         self._check()
         cache = self._users
-        misses = [u for u in dict.fromkeys(user_ids) if u not in cache]
+        wanted = list(dict.fromkeys(user_ids))
+        rows = {u: cache[u] for u in wanted if u in cache}  # hits, taken before any eviction
+        for uid in rows:
+            cache.move_to_end(uid)
+        misses = [u for u in wanted if u not in rows]
         if misses:
             view = self._views[next(iter(USER_VIEWS))]
-            rows = read_online(self.store, view, "user_id", misses, USER_FEATURES)
-            for uid, row in zip(misses, rows, strict=True):
-                cache[uid] = row
-            while len(cache) > max(self._user_cache_size, len(misses)):
-                cache.popitem(last=False)
+            read = read_online(self.store, view, "user_id", misses, USER_FEATURES)
+            rows.update(zip(misses, read, strict=True))
+            # a cache of size 0 keeps nothing: every read goes to the store (a row kept "just
+            # for this call" answered a later request without the store, hiding an outage)
+            if self._user_cache_size > 0:
+                cache.update(zip(misses, read, strict=True))
+                while len(cache) > self._user_cache_size:
+                    cache.popitem(last=False)
         out = np.empty((len(user_ids), len(USER_FEATURES)), dtype=np.float32)
         for i, uid in enumerate(user_ids):
-            out[i] = cache[uid]
-            cache.move_to_end(uid)
+            out[i] = rows[uid]
         return out
 
     def forget(self, user_ids: Sequence[str]) -> None:

@@ -96,6 +96,24 @@ def test_cache_is_invalidated_by_rematerialization(
     np.testing.assert_array_equal(online.users([user0]), ref_user)
 
 
+def test_the_user_cache_keeps_its_size_and_size_zero_keeps_nothing(
+    shop: tuple[EncodedDataset, FeatureTables], tmp_path: Path
+) -> None:
+    enc, tables = shop
+    repo = FeatureRepo(tmp_path / "features", FeatureStoreConfig(user_cache_size=2))
+    repo.materialize(tables)
+    users = [str(u) for u in enc.user_ids[:4]]
+    expected = _values(tables.users, USER_FEATURES)[:4]
+    online = repo.online()
+    np.testing.assert_array_equal(online.users(users[:2]), expected[:2])
+    # a hit and three misses: the hit is answered although the misses evict it
+    np.testing.assert_array_equal(online.users([users[0], *users[1:4]]), expected)
+    assert len(online._users) == 2
+    bare = FeatureRepo(repo.root, FeatureStoreConfig(user_cache_size=0)).online()
+    np.testing.assert_array_equal(bare.users(users[:1]), expected[:1])
+    assert len(bare._users) == 0  # the next request reads the store, as an outage must show
+
+
 def test_config_names_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match=r"'cassandra'.*\['sqlite', 'redis'\]"):
         FeatureStoreConfig(online_store="cassandra")  # type: ignore[arg-type]
