@@ -32,7 +32,8 @@ than 20% of its requests fail, the endpoint's higher rates are recorded as skipp
 offered_rps, achieved_rps (2xx answers/s), sent, ok, errors (status or failure -> count),
 p50/p95/p99/max_ms, client_cpu_s (this process's CPU seconds in the window), stages_ms,
 sources_ms and app_ms (mean milliseconds per request of each pipeline stage, candidate source
-and the whole request inside the app, from every worker's /metrics) and, for a server started
+and the whole request inside the app, from every worker's /metrics), mean_batch (requests per
+pipeline batch, ``RECSYS_MAX_BATCH``; see serving/batching.py) and, for a server started
 here, server_cpu_s, server_cpu_ms_per_request, host_cpu_percent and other_cpu_s (CPU that
 other jobs on the machine took meanwhile: the client and server share the cores with them).
 Prints one JSON document and writes benchmarks/results/NAME.json and NAME.png (``--name``,
@@ -193,7 +194,8 @@ async def bench_endpoint(
                 f"p99 {run['p99_ms']} max {run['max_ms']} ms, errors {run['errors']}, "
                 f"cpu s: client {run['client_cpu_s']} server {run.get('server_cpu_s')} "
                 f"others {run.get('other_cpu_s')}, server cpu/request "
-                f"{run.get('server_cpu_ms_per_request')} ms, stages {run.get('stages_ms')}"
+                f"{run.get('server_cpu_ms_per_request')} ms, mean batch {run.get('mean_batch')}, "
+                f"stages {run.get('stages_ms')}"
             )
             p99 = run["p99_ms"]
             if p99 is None or p99 > MAX_P99_MS or run["error_rate"] > MAX_ERROR_RATE:

@@ -21,6 +21,7 @@ STAGE_HISTOGRAMS = {
     "recsys_stage_latency_seconds": "stage",
     "recsys_source_latency_seconds": "source",
     "recsys_request_latency_seconds": "method",  # the whole request inside the app
+    "recsys_batch_size": "",  # requests per pipeline batch (serving.batching), no label
 }
 Totals = dict[tuple[str, str, str], tuple[float, float]]  # (histogram, endpoint, part) -> sums
 
@@ -39,7 +40,8 @@ def parse(text: str) -> Totals:
                 slot = 1
             else:
                 continue
-            key = (family.name, sample.labels.get("endpoint", ""), sample.labels[part_label])
+            part = sample.labels[part_label] if part_label else ""
+            key = (family.name, sample.labels.get("endpoint", ""), part)
             out.setdefault(key, [0.0, 0.0])[slot] += float(sample.value)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
@@ -67,7 +69,8 @@ async def scrape(conns: Sequence[Connection], host: str, port: int) -> Totals:
 def breakdown(before: Totals, after: Totals, endpoint: Collection[str]) -> dict[str, Any]:
     """Mean milliseconds per request of each stage, source and the whole app for the endpoint
     (its labels: stages carry its name, requests its path) between two scrapes:
-    {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x}."""
+    {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x, "mean_batch": n}; ``mean_batch`` is
+    over every batched list endpoint (the batch metric has no endpoint label)."""
     out: dict[str, Any] = {"stages_ms": {}, "sources_ms": {}}
     for key, (s1, c1) in after.items():
         name, label, part = key
@@ -75,7 +78,9 @@ def breakdown(before: Totals, after: Totals, endpoint: Collection[str]) -> dict[
         if c1 <= c0:
             continue
         mean_ms = round(1000.0 * (s1 - s0) / (c1 - c0), 3)
-        if name == "recsys_source_latency_seconds":
+        if name == "recsys_batch_size":
+            out["mean_batch"] = round((s1 - s0) / (c1 - c0), 2)
+        elif name == "recsys_source_latency_seconds":
             out["sources_ms"][part] = mean_ms  # sources carry no endpoint label
         elif label not in endpoint:
             continue

@@ -87,20 +87,26 @@ class ALSModel(CandidateModel):
         self.config = config or ALSConfig()
         self._als: object | None = None
         self.item_factors_: np.ndarray | None = None  # (I, F)
+        self.gram_: np.ndarray | None = None  # (F, F) Y^T Y, derived on first use
+        self.base_: np.ndarray | None = None  # (F, F) Y^T Y + reg I, derived on first use
         self.n_items_: int | None = None
 
     def user_items(self, seqs: Sequences, *, query: bool = False) -> sp.csr_matrix:
         """(U, I) event times recency weights, before alpha; the fold-in's when ``query``."""
+        return sp.csr_matrix(
+            (self._weights(seqs, query), seqs.items, seqs.indptr),
+            shape=(seqs.n_users, seqs.n_items),
+        )
+
+    def _weights(self, seqs: Sequences, query: bool) -> np.ndarray:
+        """(N,) float32 :meth:`user_items` values, entry by entry of ``seqs``."""
         cfg = self.config
         if query:
             recency = recency_weights(seqs, cfg.query_half_life, cfg.query_floor)
         else:
             recency = recency_weights(seqs, cfg.train_half_life, cfg.train_floor)
         weights = np.asarray(cfg.event_weights, dtype=np.float32)[seqs.strength] * recency
-        return sp.csr_matrix(
-            (weights.astype(np.float32), seqs.items, seqs.indptr),
-            shape=(seqs.n_users, seqs.n_items),
-        )
+        return weights.astype(np.float32)
 
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -120,6 +126,7 @@ class ALSModel(CandidateModel):
             als.fit(self.user_items(data.sequences), show_progress=False)
         self._als = als
         self.item_factors_ = np.asarray(als.item_factors, dtype=np.float32)
+        self.gram_ = self.base_ = None  # derived from the item factors: recomputed on use
         self.n_items_ = data.n_items
         return self
 
@@ -128,26 +135,36 @@ class ALSModel(CandidateModel):
         if self._als is None:
             raise RuntimeError("als is not fitted; call fit() first")
         cfg = self.config
-        user_items = self.user_items(histories, query=True)
         if histories.n_users >= BATCH_FOLD_IN:  # one Y^T Y per call is cheap over many users
+            user_items = self.user_items(histories, query=True)
             users = np.arange(histories.n_users)
             factors = self._als.recalculate_user(users, user_items)  # type: ignore[attr-defined]
             return np.asarray(factors, dtype=np.float32).reshape(histories.n_users, -1)
         Y = self.item_vectors()  # (I, F) float32
-        base = self._gram() + cfg.regularization * np.eye(Y.shape[1])  # (F, F)
+        base = self._base()  # (F, F)
+        # the same entries user_items holds, without building a sparse matrix for a request
+        weights, items, indptr = self._weights(histories, True), histories.items, histories.indptr
         out = np.zeros((histories.n_users, Y.shape[1]), dtype=np.float32)
         # implicit's Cholesky fold-in (recalculate_user) recomputes Y^T Y over every item on
         # each call, ~10 ms at 20k items; the same normal equations with it cached:
         #   (Y^T Y + reg I + Y_u^T (C_u - 1) Y_u) x = Y_u^T C_u,  C_u = alpha * weights
         for u in range(histories.n_users):
-            lo, hi = user_items.indptr[u], user_items.indptr[u + 1]
+            lo, hi = indptr[u], indptr[u + 1]
             if lo == hi:
                 continue
-            Yu = Y[user_items.indices[lo:hi]].astype(np.float64)  # (n, F)
-            conf = cfg.alpha * user_items.data[lo:hi].astype(np.float64)  # (n,)
+            Yu = Y[items[lo:hi]].astype(np.float64)  # (n, F)
+            conf = cfg.alpha * weights[lo:hi].astype(np.float64)  # (n,)
             A = base + (Yu.T * (conf - 1.0)) @ Yu  # (F, F)
             out[u] = np.linalg.solve(A, Yu.T @ conf)
         return out
+
+    def _base(self) -> np.ndarray:
+        """(F, F) Y^T Y + reg I in float64, the fold-in's fixed part, once per fitted model."""
+        base: np.ndarray | None = getattr(self, "base_", None)
+        if base is None:
+            gram = self._gram()
+            base = self.base_ = gram + self.config.regularization * np.eye(gram.shape[0])
+        return base
 
     def _gram(self) -> np.ndarray:
         """(F, F) Y^T Y in float64, computed once per fitted model."""

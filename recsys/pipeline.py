@@ -4,6 +4,11 @@ A :class:`Pipeline` checks the declarations once, when it is built: every key a 
 be a pipeline input or written by an earlier stage, and no two stages write the same key. On a
 request, each stage gets the shared state, returns exactly the keys it declared, and is timed
 into a per-stage trace. Stages know nothing of HTTP; ``serving/`` adapts them.
+
+:meth:`Pipeline.run_batch` runs several requests together: a stage that also has ``run_batch``
+(a :class:`BatchStage`: retrieval, ranking) does one matrix product, one store read and one
+ranker call for all of them; the others run request by request. Each request's answer is the
+one :meth:`Pipeline.run` gives it alone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ class Stage(Protocol):
 
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
         """Read ``reads`` from ``state``; return a dict with exactly the ``writes`` keys."""
+        ...
+
+
+@runtime_checkable
+class BatchStage(Stage, Protocol):
+    def run_batch(self, states: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`run` for each state, done together; one dict per state, in order."""
         ...
 
 
@@ -69,19 +81,50 @@ class Pipeline:
         ]
 
     def run(self, inputs: Mapping[str, Any]) -> Result:
+        self._check_inputs(inputs)
+        result = Result(state=dict(inputs))
+        for stage in self.stages:
+            started = time.perf_counter()
+            out = stage.run(result.state)
+            self._check_out(stage, out)
+            result.state.update(out)
+            result.trace.append((stage.name, (time.perf_counter() - started) * 1000.0))
+        return result
+
+    def run_batch(self, inputs: Sequence[Mapping[str, Any]]) -> list[Result]:
+        """:meth:`run` for each of ``inputs``, batch stages once for all of them. A stage's
+        time is traced as each request's share of it."""
+        for one in inputs:
+            self._check_inputs(one)
+        results = [Result(state=dict(one)) for one in inputs]
+        states = [r.state for r in results]
+        for stage in self.stages:
+            started = time.perf_counter()
+            if isinstance(stage, BatchStage) and len(states) > 1:
+                outs = stage.run_batch(states)
+            else:
+                outs = [stage.run(state) for state in states]
+            share = (time.perf_counter() - started) * 1000.0 / max(len(states), 1)
+            if len(outs) != len(states):
+                raise PipelineError(
+                    f"stage {stage.name!r} answered {len(outs)} of {len(states)} requests"
+                )
+            for result, out in zip(results, outs, strict=True):
+                self._check_out(stage, out)
+                result.state.update(out)
+                result.trace.append((stage.name, share))
+        return results
+
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
         missing = [key for key in self.inputs if key not in inputs]
         if missing:
             raise PipelineError(
                 f"missing pipeline input(s) {missing}; expected {list(self.inputs)}"
             )
-        result = Result(state=dict(inputs))
-        for stage in self.stages:
-            started = time.perf_counter()
-            out = stage.run(result.state)
-            if set(out) != set(stage.writes):
-                raise PipelineError(
-                    f"stage {stage.name!r} returned {sorted(out)}, declared {list(stage.writes)}"
-                )
-            result.state.update(out)
-            result.trace.append((stage.name, (time.perf_counter() - started) * 1000.0))
-        return result
+
+    @staticmethod
+    def _check_out(stage: Stage, out: Mapping[str, Any]) -> None:
+        if set(out) != set(stage.writes):
+            raise PipelineError(
+                f"stage {stage.name!r} returned {sorted(out)}, declared {list(stage.writes)}"
+            )

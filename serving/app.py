@@ -28,6 +28,7 @@ from recsys.events import EventLog
 from serving import errors
 from serving.admin.router import router as admin_router
 from serving.admin.service import BundleWatcher, Reloader
+from serving.batching import PipelineBatcher
 from serving.chat.router import router as chat_router
 from serving.chat.service import ChatService
 from serving.chat_page.router import router as chat_page_router
@@ -149,7 +150,7 @@ def create_app(
     app.state.llm.observe(llm_metrics.observe)
     app.state.list_deps = ListDeps(
         metrics, decisions, app.state.llm, LLMPool(settings.llm_workers), llm_metrics,
-        arms=app.state.arms,
+        arms=app.state.arms, batcher=PipelineBatcher(settings.max_batch, observe=metrics.batch),
     )
     # a capable backend (vLLM) plans every chat turn with the master agent; with the packaged
     # 135M model the router and tools do the work and the model only words replies

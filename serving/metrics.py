@@ -34,6 +34,7 @@ from serving.metric_values import _AppCollector, _Family
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 
@@ -61,6 +62,10 @@ class ServingMetrics:
             "recsys_candidates", "Candidates per request (before the top k is cut)",
             ("endpoint",), "histogram", COUNT_BUCKETS,
         )  # fmt: skip
+        self.batch_size = _Family(
+            "recsys_batch_size", "List requests run together in one pipeline batch "
+            "(serving.batching; 1 = alone)", (), "histogram", BATCH_BUCKETS,
+        )  # fmt: skip
         self.fallbacks = _Family(
             "recsys_fallbacks", "Answers that took a fallback path (cold_start, no_ranker)",
             ("endpoint", "reason"), "counter",
@@ -86,8 +91,8 @@ class ServingMetrics:
         GCCollector(registry=self.registry)
         self.families: list[_Family] = [
             self.requests, self.latency, self.stage_latency, self.source_latency,
-            self.candidates, self.fallbacks, self.events, self.bundle, self.breaker,
-            self.decisions_dropped,
+            self.candidates, self.batch_size, self.fallbacks, self.events, self.bundle,
+            self.breaker, self.decisions_dropped,
         ]  # fmt: skip
         self._collector: Collector = _AppCollector(self.families)
         self.registry.register(self._collector)
@@ -127,6 +132,9 @@ class ServingMetrics:
             self.source_latency.observe((source,), ms / 1000.0)
         if candidates is not None:
             self.candidates.observe((endpoint,), float(candidates))
+
+    def batch(self, size: int) -> None:
+        self.batch_size.observe((), float(size))
 
     def fallback(self, endpoint: str, reason: str) -> None:
         self.fallbacks.inc((endpoint, reason))

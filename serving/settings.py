@@ -83,6 +83,15 @@ class ServingSettings(BaseSettings):
         "and idle BLAS threads spin on the cores other requests need: scale with --workers "
         "instead; RECSYS_COMPUTE_THREADS.",
     )
+    max_batch: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Most list requests (recommend, search) a worker runs as one batch: those "
+        "it has in hand at the same moment share one ranker call, one feature read and one "
+        "frame, and each gets the answer it would get alone. A lone request never waits for "
+        "others; 1 runs every request alone; RECSYS_MAX_BATCH.",
+    )
     llm_workers: int = Field(
         default=32,
         ge=1,

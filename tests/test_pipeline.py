@@ -44,3 +44,40 @@ def test_run_traces_every_stage_and_checks_outputs() -> None:
     liar = Pipeline([Step("a", ("u",), ("x",), lie=True)], inputs=["u"])
     with pytest.raises(PipelineError, match=r"returned \['extra', 'x'\], declared \['x'\]"):
         liar.run({"u": 1})
+
+
+@dataclass
+class BatchStep(Step):
+    """A Step that can also run several states at once; ``short`` answers one too few."""
+
+    batches: list[int] | None = None
+    short: bool = False
+
+    def run_batch(self, states: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        if self.batches is not None:
+            self.batches.append(len(states))
+        outs = [self.run(s) for s in states]
+        return outs[:-1] if self.short else outs
+
+
+def test_run_batch_uses_batch_stages_once_and_answers_each_as_run_does() -> None:
+    sizes: list[int] = []
+    pipe = Pipeline(
+        [BatchStep("a", ("u",), ("x",), batches=sizes), Step("b", ("u", "x"), ("z",))],
+        inputs=["u"],
+    )
+    inputs = [{"u": u} for u in (1, 5, 9)]
+    together = pipe.run_batch(inputs)
+    assert [r.state for r in together] == [pipe.run(i).state for i in inputs]
+    assert sizes == [3]  # once for all three; a plain stage runs per request
+    assert all([name for name, _ in r.trace] == ["a", "b"] for r in together)
+    pipe.run_batch(inputs[:1])
+    assert sizes == [3]  # a batch of one runs the plain path
+    with pytest.raises(PipelineError, match="missing pipeline input"):
+        pipe.run_batch([{"u": 1}, {}])
+    short = Pipeline([BatchStep("a", ("u",), ("x",), short=True)], inputs=["u"])
+    with pytest.raises(PipelineError, match="stage 'a' answered 1 of 2 requests"):
+        short.run_batch(inputs[:2])
+    liar = Pipeline([BatchStep("a", ("u",), ("x",), lie=True)], inputs=["u"])
+    with pytest.raises(PipelineError, match=r"returned \['extra', 'x'\], declared \['x'\]"):
+        liar.run_batch(inputs[:2])

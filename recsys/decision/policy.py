@@ -6,8 +6,10 @@ scores (n,), and never return an item that was not among them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 from scipy.stats import binom
@@ -132,7 +134,10 @@ class Explored:
 
 
 def explore(
-    greedy: np.ndarray, n_eligible: int, settings: Exploration, rng: np.random.Generator
+    greedy: np.ndarray,
+    n_eligible: int,
+    settings: Exploration,
+    rng: Callable[[], np.random.Generator],
 ) -> Explored:
     """Epsilon-greedy over slots: each greedy pick stays with probability 1 - epsilon, else the
     slot shows a uniform draw from the best ``pool`` eligible items not shown greedily.
@@ -145,20 +150,23 @@ def explore(
     ``epsilon / P * Pr(d < P)``; the greedy pick with ``1 - epsilon * Pr(d < P)``.
     """
     eps = settings.epsilon
-    shown = set(greedy.tolist())
-    pool = [p for p in range(n_eligible) if p not in shown][: settings.pool]
     positions = greedy.copy()
     propensity = np.ones(len(greedy))
     explored = np.zeros(len(greedy), dtype=bool)
+    if eps <= 0.0:
+        return Explored(positions, propensity, explored)  # greedy is certain
+    shown = set(greedy.tolist())
+    pool = list(islice((p for p in range(n_eligible) if p not in shown), settings.pool))
     size = len(pool)
-    if not size or eps <= 0.0:
+    if not size:
         return Explored(positions, propensity, explored)  # nothing to draw: greedy is certain
     open_ = _pool_open(size, len(greedy), eps)
+    draw = rng()  # made only when there is something to draw
     for slot in range(len(greedy)):
-        if not pool or rng.random() >= eps:
+        if not pool or draw.random() >= eps:
             propensity[slot] = 1.0 - eps * open_[slot]
             continue
         propensity[slot] = eps / size * open_[slot]
-        positions[slot] = pool.pop(int(rng.integers(len(pool))))
+        positions[slot] = pool.pop(int(draw.integers(len(pool))))
         explored[slot] = True
     return Explored(positions, propensity, explored)

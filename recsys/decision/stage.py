@@ -140,8 +140,8 @@ class DecisionStage:
         settings = self.config.exploration
         if not request.explore:
             settings = type(settings)(epsilon=0.0, pool=settings.pool)
-        rng = np.random.default_rng([self.seed, zlib.crc32(request.request_id.encode())])
-        drawn = explore(greedy, len(eligible), settings, rng)
+        seed = [self.seed, zlib.crc32(request.request_id.encode())]
+        drawn = explore(greedy, len(eligible), settings, lambda: np.random.default_rng(seed))
         shown = eligible[drawn.positions]
         entries = []
         for slot, (pos, p, was_drawn) in enumerate(

@@ -185,7 +185,7 @@ def replay(
     propensity = np.empty((requests, k))
     explored = np.empty((requests, k), dtype=bool)
     for row in range(requests):
-        drawn = explore(np.arange(k), k + pool, settings, rng)
+        drawn = explore(np.arange(k), k + pool, settings, lambda: rng)
         shown[row] = support[row, drawn.positions]
         propensity[row], explored[row] = drawn.propensity, drawn.explored
     clicks = rng.random((requests, k)) < truth.click_prob(users, shown)

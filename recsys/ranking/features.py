@@ -105,6 +105,18 @@ def _share(hist: np.ndarray, cand: np.ndarray, card: int) -> np.ndarray:
     return counts[np.minimum(cand, card - 1)] / len(hist)
 
 
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Stored float codes as int64, unknown (NaN) -> 0."""
+    return np.where(np.isnan(values), 0.0, values).astype(np.int64)
+
+
+def _median(values: np.ndarray) -> np.floating:
+    """``np.median`` of a non-empty 1-d array, without its general-case overhead."""
+    ordered = np.sort(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def build_frame(
     spec: FrameSpec,
     batch: CandidateBatch,
@@ -138,18 +150,21 @@ def build_frame(
     user_feats = features.users(list(user_ids))[b_idx]  # (R, F_user)
     ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
     scores = batch.source_scores[b_idx, slot]  # (R, S)
-    per_source = np.empty((len(items), 2 * len(spec.sources)), np.float32)
+    n_src, n_ctx = 2 * len(spec.sources), len(CONTEXT_FEATURES)
+    # one (R, D) block, written in place: per-source | context | item | user columns
+    dense = np.empty((len(items), len(spec.dense_names)), np.float32)
+    per_source = dense[:, :n_src]
     per_source[:, 0::2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
     per_source[:, 1::2] = scores
-
-    context = np.zeros((len(items), len(CONTEXT_FEATURES)), np.float32)
+    context = dense[:, n_src : n_src + n_ctx]
+    context[:, 3:] = 0.0
     context[:, 0] = batch.fused[b_idx, slot]
     context[:, 1] = slot / max(n_slots, 1)
     context[:, 2] = (ranks > 0).sum(axis=1)
-    codes = {
-        col: np.nan_to_num(item_feats[:, _COL[col]], nan=0.0).astype(np.int64)
-        for col in CODE_COLUMNS
-    }
+    dense[:, n_src + n_ctx : n_src + n_ctx + item_feats.shape[1]] = item_feats
+    dense[:, n_src + n_ctx + item_feats.shape[1] :] = user_feats
+    code_cols = [_COL[col] for col in CODE_COLUMNS]
+    cand_codes = _codes(item_feats[:, code_cols])  # (R, 3) category, top category, brand
     price = item_feats[:, _COL["price"]]
     starts = np.searchsorted(b_idx, np.arange(n_requests))
     ends = np.searchsorted(b_idx, np.arange(n_requests), side="right")
@@ -162,30 +177,28 @@ def build_frame(
             context[lo:hi, 9] = np.nan
             continue
         hist_feats = features.items_at(hist)  # (L, F_item)
-        for out, col, card in (
-            (4, "category_code", spec.cardinality[1]),
-            (5, "category_top_code", spec.cardinality[2]),
-            (6, "brand_code", spec.cardinality[3]),
-        ):
-            hist_codes = np.nan_to_num(hist_feats[:, _COL[col]], nan=0.0).astype(np.int64)
-            context[lo:hi, out] = _share(np.minimum(hist_codes, card - 1), codes[col][lo:hi], card)
+        hist_codes = _codes(hist_feats[:, code_cols])  # (L, 3)
+        for j, out in enumerate((4, 5, 6)):
+            card = spec.cardinality[j + 1]
+            own = cand_codes[lo:hi, j]
+            context[lo:hi, out] = _share(np.minimum(hist_codes[:, j], card - 1), own, card)
             if out in (4, 6):
-                last = hist_codes[-1]
-                context[lo:hi, 7 if out == 4 else 8] = (codes[col][lo:hi] == last) & (last > 0)
+                last = hist_codes[-1, j]
+                context[lo:hi, 7 if out == 4 else 8] = (own == last) & (last > 0)
         hist_price = hist_feats[:, _COL["price"]]
         known = hist_price[np.isfinite(hist_price)]
-        band = float(np.median(known)) if len(known) else 0.0
+        band = float(_median(known)) if len(known) else 0.0
         context[lo:hi, 9] = price[lo:hi] / band if band > 0 else np.nan
 
     sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
     sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
-    for j, col in enumerate(CODE_COLUMNS, start=1):
-        sparse[:, j] = np.clip(codes[col], 0, spec.cardinality[j] - 1)  # unseen codes -> edge
+    # unseen codes -> the table's edge
+    sparse[:, 1:] = np.clip(cand_codes, 0, np.asarray(spec.cardinality[1:]) - 1)
     label = None
     if targets is not None:
         label = (items == np.asarray(targets)[b_idx]).astype(np.float32)
     return RankingFrame(
-        dense=np.hstack([per_source, context, item_feats, user_feats]).astype(np.float32),
+        dense=dense,
         dense_names=spec.dense_names,
         sparse=sparse,
         sparse_names=spec.sparse_names,

@@ -40,6 +40,35 @@ class CandidateBatch:
     source_scores: np.ndarray
     source_ranks: np.ndarray
 
+    def rows(self, start: int, stop: int) -> CandidateBatch:
+        """Requests ``start:stop`` of this batch (views, no copy)."""
+        return CandidateBatch(
+            self.sources,
+            self.ids[start:stop],
+            self.fused[start:stop],
+            self.source_scores[start:stop],
+            self.source_ranks[start:stop],
+        )
+
+    @classmethod
+    def stack(cls, batches: Sequence[CandidateBatch]) -> CandidateBatch:
+        """The requests of ``batches`` as one batch; they must share sources and width."""
+        first = batches[0]
+        bad = [b.ids.shape[1:] for b in batches if b.sources != first.sources
+               or b.ids.shape[1:] != first.ids.shape[1:]]  # fmt: skip
+        if bad:
+            raise ValueError(
+                f"cannot stack candidate batches of widths {bad} with {first.ids.shape[1:]} "
+                f"from sources {list(first.sources)}: each needs the same sources and width"
+            )
+        return cls(
+            first.sources,
+            np.concatenate([b.ids for b in batches]),
+            np.concatenate([b.fused for b in batches]),
+            np.concatenate([b.source_scores for b in batches]),
+            np.concatenate([b.source_ranks for b in batches]),
+        )
+
     def found_by(self, row: int, slot: int) -> list[str]:
         return [s for s, r in zip(self.sources, self.source_ranks[row, slot], strict=True) if r]
 
@@ -85,12 +114,16 @@ def merge(
     fused = np.zeros((batch, total), dtype=np.float32)
     src_scores = np.full((batch, total, len(names)), np.nan, dtype=np.float32)
     src_ranks = np.zeros((batch, total, len(names)), dtype=np.int32)
+    quota = np.array([sizes[n] for n in names])
+    # the same for every request: which source and rank each entry of a row's lists holds
+    widths = [lists[name].ids.shape[1] for name in names]
+    all_src = np.repeat(np.arange(len(names)), widths)  # (S*M,)
+    all_rank = np.concatenate([np.arange(1, m + 1) for m in widths])  # (S*M,)
+    all_ids = np.concatenate([lists[n].ids for n in names], axis=1).astype(np.int64)  # (B, S*M)
+    all_scores = np.concatenate([lists[n].scores for n in names], axis=1).astype(np.float32)
     for row in range(batch):
-        parts = [(s, lists[name].ids[row], lists[name].scores[row]) for s, name in enumerate(names)]
-        flat_ids = np.concatenate([p[1] for p in parts]).astype(np.int64)  # (S*M,)
-        flat_src = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
-        flat_rank = np.concatenate([np.arange(1, len(p[1]) + 1) for p in parts])
-        flat_score = np.concatenate([p[2] for p in parts]).astype(np.float32)
+        flat_ids, flat_src, flat_rank = all_ids[row], all_src, all_rank
+        flat_score = all_scores[row]
         valid = flat_ids >= 0
         if not valid.any():
             continue
@@ -102,10 +135,10 @@ def merge(
         # Reversed so that, should a source list an item twice, its best rank wins.
         ranks[inverse[::-1], flat_src[::-1]] = flat_rank[::-1]
         scores[inverse[::-1], flat_src[::-1]] = flat_score[::-1]
-        rrf = np.where(ranks > 0, w / (RRF_K + ranks), 0.0).sum(axis=1)  # (C,)
-        quota = np.array([sizes[n] for n in names])
+        found = ranks > 0
+        rrf = np.where(found, w / (RRF_K + ranks), 0.0).sum(axis=1)  # (C,)
         # each source's own top `quota` items are in, whatever the others say
-        chosen = np.asarray(((ranks > 0) & (ranks <= quota)).any(axis=1))
+        chosen = np.asarray((found & (ranks <= quota)).any(axis=1))
         if chosen.sum() < total:
             rest = np.flatnonzero(~chosen)
             fill = rest[np.argsort(-rrf[rest], kind="stable")[: total - chosen.sum()]]

@@ -95,14 +95,18 @@ class Retriever:
 
 def history_of(items: Sequence[int] | np.ndarray, n_items: int) -> Sequences:
     """A batch of one history, for single requests."""
-    arr = np.asarray(items, dtype=np.int32)
-    return Sequences(
-        np.array([0, len(arr)], dtype=np.int64),
-        arr,
-        np.arange(len(arr), dtype=np.int64),
-        np.zeros(len(arr), dtype=np.int8),
-        n_items,
-    )
+    return histories_of([items], n_items)
+
+
+def histories_of(histories: Sequence[Sequence[int] | np.ndarray], n_items: int) -> Sequences:
+    """One row per request's history (item indexes, oldest first), for a batch of requests."""
+    arrays = [np.asarray(h, dtype=np.int32) for h in histories]
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    indptr = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    items = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+    ts = np.arange(len(items), dtype=np.int64) - np.repeat(indptr[:-1], lengths)  # per row
+    return Sequences(indptr, items, ts, np.zeros(len(items), dtype=np.int8), n_items)
 
 
 @dataclass
@@ -118,6 +122,17 @@ class RetrievalStage:
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
         batch, timings = self.retriever.retrieve(history_of(state["history"], self.n_items))
         return {"candidates": batch, "source_timings": timings}
+
+    def run_batch(self, states: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Every source once for all the requests' histories; each gets its row of the merged
+        candidates and its share of the sources' time."""
+        histories = histories_of([s["history"] for s in states], self.n_items)
+        batch, timings = self.retriever.retrieve(histories)
+        share = {name: ms / len(states) for name, ms in timings.items()}
+        return [
+            {"candidates": batch.rows(i, i + 1), "source_timings": dict(share)}
+            for i in range(len(states))
+        ]
 
 
 @dataclass

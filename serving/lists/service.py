@@ -22,6 +22,7 @@ from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
 from recsys.ranking.explain import contributions
 from recsys.retrieval.merge import CandidateBatch
+from serving.batching import PipelineBatcher
 from serving.lists.details import item_details
 from serving.lists.protocol import (
     DecisionLogEntry,
@@ -52,6 +53,7 @@ class ListDeps:
     llm_pool: LLMPool = field(default_factory=LLMPool)  # LLM and chat work, bounded
     llm_metrics: LLMMetrics | None = None
     arms: ArmRouter | None = None  # experiment arms; None: every list from the served bundle
+    batcher: PipelineBatcher | None = None  # None: each async request runs alone
 
 
 @dataclass(frozen=True)
@@ -93,42 +95,82 @@ def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = Tru
 
     While an experiment runs, the shopper's arm answers: its bundle (see :func:`answered_by`),
     its timing and failures counted for the arm's guardrail."""
-    routed = deps.arms.route(served, call) if deps.arms is not None else None
-    if routed is not None:
-        served, call = routed.served, routed.call
-    weight = 0.0
-    if call.llm_rerank and deps.llm is not None:
-        weight = rerank_weight(served, deps.llm.rerank_config.weight)
-    inputs = {**call.inputs, "request": call.decision_request(deps.llm, weight)}
-    started = time.perf_counter()
+    run = _Run.of(served, call, deps)
     try:
-        with served.lock, feature_reads() as degraded:  # a failing store degrades the answer
-            result = call.pipeline.run(inputs)
+        with run.served.lock, feature_reads() as degraded:  # a failing store degrades it
+            result = run.call.pipeline.run(run.inputs)
     except Exception:
-        if routed is not None and deps.arms is not None:
-            deps.arms.observe(routed, call.endpoint, time.perf_counter() - started, failed=True)
+        run.failed(deps)
         raise
-    state = result.state
-    if routed is not None and deps.arms is not None:
-        deps.arms.observe(routed, call.endpoint, time.perf_counter() - started, failed=False)
-        deps.arms.degraded(routed, sorted(degraded))
-        deps.arms.shadows(routed, call.endpoint, inputs, deps.log)
-        state[ROUTED] = routed
-    state["degraded"] = sorted(degraded)
-    if call.explain:
-        # the features were just read for the ranker, so a store failure shows up as
-        # neutral features there too (features_unavailable) rather than as an error here
-        with served.lock, feature_reads():
-            state[CONTRIBUTIONS] = shown_contributions(served, state)
-    for reason in degraded:
-        deps.metrics.fallback(call.endpoint, reason)
-    deps.metrics.observe_pipeline(
-        call.endpoint, result.trace, state["source_timings"], candidate_count(state)
-    )
-    if log_now:
-        log_decision(served, call, state["decision"], deps.log, arm=_arm(result),
-                     contributions=state.get(CONTRIBUTIONS))  # fmt: skip
-    return result
+    return run.finish(deps, result, sorted(degraded), log_now)
+
+
+async def run_list_batched(
+    served: Served, call: ListCall, deps: ListDeps, log_now: bool = True
+) -> Result:
+    """:func:`run_list`, its pipeline run batched with the worker's other requests in hand
+    (``deps.batcher``, :mod:`serving.batching`); the same answer."""
+    if deps.batcher is None:
+        return run_list(served, call, deps, log_now)
+    run = _Run.of(served, call, deps)
+    try:
+        result, degraded = await deps.batcher.run(run.call.pipeline, run.served.lock, run.inputs)
+    except Exception:
+        run.failed(deps)
+        raise
+    return run.finish(deps, result, degraded, log_now)
+
+
+@dataclass
+class _Run:
+    """One list call on its way through a pipeline: the arm that answers it, its inputs."""
+
+    served: Served
+    call: ListCall
+    inputs: dict[str, Any]
+    routed: Routed | None
+    started: float
+
+    @classmethod
+    def of(cls, served: Served, call: ListCall, deps: ListDeps) -> _Run:
+        routed = deps.arms.route(served, call) if deps.arms is not None else None
+        if routed is not None:
+            served, call = routed.served, routed.call
+        weight = 0.0
+        if call.llm_rerank and deps.llm is not None:
+            weight = rerank_weight(served, deps.llm.rerank_config.weight)
+        inputs = {**call.inputs, "request": call.decision_request(deps.llm, weight)}
+        return cls(served, call, inputs, routed, time.perf_counter())
+
+    def failed(self, deps: ListDeps) -> None:
+        if self.routed is not None and deps.arms is not None:
+            elapsed = time.perf_counter() - self.started
+            deps.arms.observe(self.routed, self.call.endpoint, elapsed, failed=True)
+
+    def finish(self, deps: ListDeps, result: Result, degraded: list[str], log_now: bool) -> Result:
+        served, call, routed = self.served, self.call, self.routed
+        state = result.state
+        if routed is not None and deps.arms is not None:
+            elapsed = time.perf_counter() - self.started
+            deps.arms.observe(routed, call.endpoint, elapsed, failed=False)
+            deps.arms.degraded(routed, degraded)
+            deps.arms.shadows(routed, call.endpoint, self.inputs, deps.log)
+            state[ROUTED] = routed
+        state["degraded"] = degraded
+        if call.explain:
+            # the features were just read for the ranker, so a store failure shows up as
+            # neutral features there too (features_unavailable) rather than as an error here
+            with served.lock, feature_reads():
+                state[CONTRIBUTIONS] = shown_contributions(served, state)
+        for reason in degraded:
+            deps.metrics.fallback(call.endpoint, reason)
+        deps.metrics.observe_pipeline(
+            call.endpoint, result.trace, state["source_timings"], candidate_count(state)
+        )
+        if log_now:
+            log_decision(served, call, state["decision"], deps.log, arm=_arm(result),
+                         contributions=state.get(CONTRIBUTIONS))  # fmt: skip
+        return result
 
 
 ROUTED = "experiment_arm"  # result-state key of the arm that answered (set after the run)
@@ -162,7 +204,7 @@ def _arm(result: Result) -> str | None:
 async def run_decided(served: Served, call: ListCall, deps: ListDeps) -> tuple[Result, list[str]]:
     """:func:`run_list`, then, when asked, the LLM rerank of its top cut to ``k``; the decision
     is logged once, as shown. Returns the result and what degraded."""
-    result = run_list(served, call, deps, log_now=not call.llm_rerank)
+    result = await run_list_batched(served, call, deps, log_now=not call.llm_rerank)
     if not call.llm_rerank:
         return result, []
     served = answered_by(result, served)

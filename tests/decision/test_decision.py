@@ -192,7 +192,7 @@ def test_exploration_propensities_match_frequencies() -> None:
     runs = 4000
     rng = np.random.default_rng(0)
     for _ in range(runs):
-        out = explore(greedy, 7, settings, rng)
+        out = explore(greedy, 7, settings, lambda: rng)
         for slot, (pos, p) in enumerate(zip(out.positions, out.propensity, strict=True)):
             counts[slot, pos] += 1
             logged[slot, pos] = p if slot == 0 else logged[slot, pos]

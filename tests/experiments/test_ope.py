@@ -34,7 +34,7 @@ def test_logged_propensities_are_marginals_at_every_slot() -> None:
     rng = np.random.default_rng(0)
     counts, logged = np.zeros((5, 8)), np.zeros((5, 8))
     for _ in range(runs):
-        out = explore(greedy, 8, settings, rng)
+        out = explore(greedy, 8, settings, lambda: rng)
         counts[np.arange(5), out.positions] += 1
         logged[np.arange(5), out.positions] = out.propensity
     seen = counts > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.retrieval.merge import SourceLists, merge, quota_sizes
+from recsys.retrieval.merge import CandidateBatch, SourceLists, merge, quota_sizes
 
 
 def lists(*rows: list[int]) -> SourceLists:
@@ -49,3 +49,22 @@ def test_short_lists_pad_and_cold_rows_stay_empty() -> None:
 def test_merge_rejects_missing_quota() -> None:
     with pytest.raises(ValueError, match=r"no quota for source\(s\) \['b'\]"):
         merge({"a": lists([1]), "b": lists([2])}, {"a": 1.0}, total=2)
+
+
+def test_batches_split_into_rows_and_stack_back_only_when_they_match() -> None:
+    ids = np.arange(12, dtype=np.int64).reshape(3, 4)
+    batch = CandidateBatch(
+        ("a", "b"), ids, ids.astype(np.float32), np.zeros((3, 4, 2), np.float32),
+        np.ones((3, 4, 2), np.int32),
+    )  # fmt: skip
+    rows = [batch.rows(i, i + 1) for i in range(3)]
+    again = CandidateBatch.stack(rows)
+    for name in ("ids", "fused", "source_scores", "source_ranks"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(batch, name))
+    head = ids[:1, :2]
+    narrow = CandidateBatch(
+        ("a", "b"), head, head.astype(np.float32), np.zeros((1, 2, 2), np.float32),
+        np.ones((1, 2, 2), np.int32),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"widths \[\(2,\)\] with \(4,\).*same sources and width"):
+        CandidateBatch.stack([rows[0], narrow])

@@ -1,0 +1,125 @@
+"""Micro-batching: list requests that a worker has in hand at the same moment share one run.
+
+A worker runs pipelines inline on its event loop, one at a time. Under load, requests arrive
+while one runs and wait in the socket buffers; when it ends, the loop reads them together. The
+batcher lets those requests reach the pipeline as one batch (:meth:`recsys.pipeline.Pipeline
+.run_batch`): one ranker call, one store read of the users' features, one frame, one merge call,
+instead of one each. Each request still gets the answer it would get alone (the batch stages
+are row-independent, and tests check it against :meth:`Pipeline.run`).
+
+Nothing waits on a timer. The first request schedules the run on the loop's next pass; while
+new requests keep joining (and the batch has room) the run moves one pass later, up to
+``max_hops`` passes, which cost microseconds. A lone request therefore runs at once, and a
+batch forms only where requests were already queued: latency at low load is unchanged.
+
+A batch that raises is retried request by request, so one bad request fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from features.guarded import feature_reads
+from recsys.pipeline import Pipeline, Result
+
+Done = tuple[Result, list[str]]  # the result and what degraded (e.g. features_unavailable)
+
+
+@dataclass
+class _Pending:
+    pipeline: Pipeline
+    lock: AbstractContextManager[Any]
+    inputs: dict[str, Any]
+    future: asyncio.Future[Done]
+
+
+@dataclass
+class PipelineBatcher:
+    """Collects concurrent pipeline runs of one event loop into batches (see the module doc).
+
+    ``max_batch`` 1 runs every request alone, inline. ``observe`` hears each batch's size.
+    """
+
+    max_batch: int = 16
+    max_hops: int = 4
+    observe: Callable[[int], None] | None = None
+    _pending: list[_Pending] = field(default_factory=list)
+    _scheduled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
+        if self.max_hops < 0:
+            raise ValueError(f"max_hops must be 0 or more, got {self.max_hops}")
+
+    async def run(
+        self, pipeline: Pipeline, lock: AbstractContextManager[Any], inputs: dict[str, Any]
+    ) -> Done:
+        """``pipeline.run(inputs)`` under ``lock``, batched with whatever else is in hand."""
+        if self.max_batch == 1:
+            return _run_alone(pipeline, lock, inputs)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Done] = loop.create_future()
+        self._pending.append(_Pending(pipeline, lock, inputs, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush, 0, len(self._pending))
+        return await future
+
+    def _flush(self, hops: int, seen: int) -> None:
+        waiting = len(self._pending)
+        if waiting > seen and waiting < self.max_batch and hops < self.max_hops:
+            # more joined since the last pass: give the rest in hand one more pass
+            asyncio.get_running_loop().call_soon(self._flush, hops + 1, waiting)
+            return
+        pending, self._pending, self._scheduled = self._pending, [], False
+        groups: dict[int, list[_Pending]] = {}
+        for entry in pending:
+            if not entry.future.done():  # a cancelled request (client gone) is dropped
+                groups.setdefault(id(entry.pipeline), []).append(entry)
+        for group in groups.values():
+            for start in range(0, len(group), self.max_batch):
+                self._run(group[start : start + self.max_batch])
+
+    def _run(self, batch: list[_Pending]) -> None:
+        if self.observe is not None:
+            self.observe(len(batch))
+        first = batch[0]
+        if len(batch) == 1:
+            _settle(first.future, partial(_run_alone, first.pipeline, first.lock, first.inputs))
+            return
+        try:
+            with first.lock, feature_reads() as degraded:
+                results = first.pipeline.run_batch([entry.inputs for entry in batch])
+        except Exception:
+            for entry in batch:  # each alone: the failing request gets its own error
+                _settle(entry.future, partial(_run_alone, entry.pipeline, entry.lock, entry.inputs))
+            return
+        shared = sorted(degraded)  # a store failure during the batch degraded all of it
+        for entry, result in zip(batch, results, strict=True):
+            if not entry.future.done():
+                entry.future.set_result((result, list(shared)))
+
+
+def _run_alone(
+    pipeline: Pipeline, lock: AbstractContextManager[Any], inputs: dict[str, Any]
+) -> Done:
+    with lock, feature_reads() as degraded:
+        result = pipeline.run(inputs)
+    return result, sorted(degraded)
+
+
+def _settle(future: asyncio.Future[Done], work: Callable[[], Done]) -> None:
+    try:
+        done = work()
+    except Exception as exc:  # handed to the request, whose handler maps it to its answer
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(done)
