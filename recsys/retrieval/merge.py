@@ -121,33 +121,49 @@ def merge(
     all_rank = np.concatenate([np.arange(1, m + 1) for m in widths])  # (S*M,)
     all_ids = np.concatenate([lists[n].ids for n in names], axis=1).astype(np.int64)  # (B, S*M)
     all_scores = np.concatenate([lists[n].scores for n in names], axis=1).astype(np.float32)
+    width = int(all_ids.max(initial=-1)) + 1
+    seen = np.zeros(width, dtype=bool)  # scratch over the ids, cleared after each row
+    where = np.empty(width, dtype=np.int32)  # scratch: id -> candidate, read only where written
     for row in range(batch):
-        flat_ids, flat_src, flat_rank = all_ids[row], all_src, all_rank
-        flat_score = all_scores[row]
-        valid = flat_ids >= 0
+        valid = all_ids[row] >= 0
         if not valid.any():
             continue
-        flat_ids, flat_src = flat_ids[valid], flat_src[valid]
-        flat_rank, flat_score = flat_rank[valid], flat_score[valid]
-        items, inverse = np.unique(flat_ids, return_inverse=True)  # (C,)
-        ranks = np.zeros((len(items), len(names)), dtype=np.int32)  # (C, S)
-        scores = np.full((len(items), len(names)), np.nan, dtype=np.float32)
-        # Reversed so that, should a source list an item twice, its best rank wins.
-        ranks[inverse[::-1], flat_src[::-1]] = flat_rank[::-1]
-        scores[inverse[::-1], flat_src[::-1]] = flat_score[::-1]
-        found = ranks > 0
-        rrf = np.where(found, w / (RRF_K + ranks), 0.0).sum(axis=1)  # (C,)
-        # each source's own top `quota` items are in, whatever the others say
-        chosen = np.asarray((found & (ranks <= quota)).any(axis=1))
-        if chosen.sum() < total:
-            rest = np.flatnonzero(~chosen)
-            fill = rest[np.argsort(-rrf[rest], kind="stable")[: total - chosen.sum()]]
-            chosen[fill] = True
-        picked = np.flatnonzero(chosen)
-        picked = picked[np.argsort(-rrf[picked], kind="stable")][:total]
+        flat_ids, flat_src = all_ids[row][valid], all_src[valid]
+        flat_rank, flat_score = all_rank[valid], all_scores[row][valid]
+        # the distinct ids in increasing order without sorting them: mark, then read the marks
+        seen[flat_ids] = True
+        items = np.flatnonzero(seen)  # (C,)
+        seen[items] = False
+        where[items] = np.arange(len(items), dtype=np.int32)
+        inverse = where[flat_ids]  # (E,) each entry's candidate
+        # Should a source list an item twice, its best rank (and that rank's score) wins.
+        # (Assigning in reversed order does not ensure it: numpy may walk a reversed index
+        # forwards, and then the worst rank won.)
+        cell = flat_src * len(items) + inverse  # (E,) flat (source, candidate) cell
+        best = np.full(len(names) * len(items), np.iinfo(np.int32).max, dtype=np.int32)
+        np.minimum.at(best, cell, flat_rank.astype(np.int32))
+        wins = flat_rank == best[cell]  # (E,) one entry per filled cell
+        ranks = np.zeros((len(names), len(items)), dtype=np.int32)  # (S, C)
+        scores = np.full((len(names), len(items)), np.nan, dtype=np.float32)  # (S, C)
+        ranks.reshape(-1)[cell[wins]] = flat_rank[wins]
+        scores.reshape(-1)[cell[wins]] = flat_score[wins]
+        # Source by source (a handful): the same sums, in the same order, as a sum over the
+        # source axis, without a reduction's per-row overhead.
+        rrf = np.zeros(len(items), dtype=np.float64)  # (C,)
+        chosen = np.zeros(len(items), dtype=bool)  # each source's own top `quota` items are in
+        for s, (rank_s, quota_s) in enumerate(zip(ranks, quota, strict=True)):
+            found = rank_s > 0
+            rrf += np.where(found, w[s] / (RRF_K + rank_s), 0.0)
+            chosen |= found & (rank_s <= quota_s)
+        # one stable sort by fused score (ties: lower id first) serves the fill and the order
+        by_rrf = np.argsort(-rrf, kind="stable")
+        short = total - int(chosen.sum())
+        if short > 0:
+            chosen[by_rrf[~chosen[by_rrf]][:short]] = True
+        picked = by_rrf[chosen[by_rrf]][:total]
         n = len(picked)
         ids[row, :n] = items[picked]
         fused[row, :n] = rrf[picked]
-        src_ranks[row, :n] = ranks[picked]
-        src_scores[row, :n] = scores[picked]
+        src_ranks[row, :n] = ranks[:, picked].T
+        src_scores[row, :n] = scores[:, picked].T
     return CandidateBatch(names, ids, fused, src_scores, src_ranks)

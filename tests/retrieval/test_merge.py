@@ -68,3 +68,40 @@ def test_batches_split_into_rows_and_stack_back_only_when_they_match() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"widths \[\(2,\)\] with \(4,\).*same sources and width"):
         CandidateBatch.stack([rows[0], narrow])
+
+
+def _reference_merge(
+    lists: dict[str, SourceLists], quotas: dict[str, float], total: int, row: int
+) -> list[int]:
+    """The merge of one request spelled out: best rank per (item, source), quota guarantees,
+    fill by fused score, order by fused score, ties to the lower id."""
+    names = list(lists)
+    sizes = quota_sizes(quotas, total)
+    best: dict[int, dict[str, int]] = {}
+    for name in names:
+        for rank, item in enumerate(lists[name].ids[row].tolist(), start=1):
+            if item >= 0:
+                best.setdefault(item, {}).setdefault(name, rank)
+    rrf = {i: sum(quotas[n] / (60.0 + r) for n, r in by.items()) for i, by in best.items()}
+    chosen = {i for i, by in best.items() if any(r <= sizes[n] for n, r in by.items())}
+    rest = sorted(set(best) - chosen, key=lambda i: (-rrf[i], i))
+    chosen |= set(rest[: max(total - len(chosen), 0)])
+    return sorted(chosen, key=lambda i: (-rrf[i], i))[:total]
+
+
+def test_merge_matches_its_spelled_out_definition_on_random_lists() -> None:
+    rng = np.random.default_rng(7)
+    quotas = {"a": 0.5, "b": 0.3, "c": 0.2}
+    for trial in range(20):
+        batch, width = 3, int(rng.integers(5, 40))
+        lists = {}
+        for name in quotas:
+            ids = rng.integers(0, 60, size=(batch, width))  # repeats within a list included
+            ids[rng.random((batch, width)) < 0.2] = -1
+            lists[name] = SourceLists(ids, rng.random((batch, width)).astype(np.float32))
+        total = int(rng.integers(1, 50))
+        got = merge(lists, quotas, total, list(quotas))
+        for row in range(batch):
+            want = _reference_merge(lists, quotas, total, row)
+            assert got.ids[row, : len(want)].tolist() == want, (trial, row)
+            assert (got.ids[row, len(want) :] == -1).all()
