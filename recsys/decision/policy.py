@@ -90,8 +90,10 @@ def capped(
     Returns (kept positions, {position: why it was passed over}) for the items skipped before
     the list filled.
     """
-    leaf = catalog.leaf(ids)
     per_leaf = config.diversity.max_per_leaf
+    if per_leaf is None and not config.category_caps:  # no cap to walk: the first k
+        return np.arange(min(k, len(ids)), dtype=np.int64), {}
+    leaf = catalog.leaf(ids)
     caps = [
         (prefix, limit, catalog.category_mask(prefix, "rules.category_caps")[ids])
         for prefix, limit in config.category_caps
