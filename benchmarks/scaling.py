@@ -9,8 +9,8 @@ Each size runs in its own process (so its peak memory is its own): generate the 
 bundle (every source, the ranker), then time single requests through the served pipeline.
 Results go to benchmarks/results/scaling.json and scaling.png (log-log, one line per measure)
 so that a user can read off the cost of their own catalog. The full default grid up to
-1,000,000 x 100,000 takes about 25 minutes on a 2-core machine (the 1M point alone ~15,
-with a ~13 GB peak); pass smaller ``--sizes`` to sample it.
+1,000,000 x 100,000 takes about 35 minutes on a 2-core machine (the 1M point alone ~25,
+with a ~19 GB peak); pass smaller ``--sizes`` to sample it.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def measure(
     users: int, items: int, sources: list[str], ranker: str, requests: int
 ) -> dict[str, Any]:
     """One size, in this process: generate, train, serve; seconds, bytes, milliseconds."""
+    from models.threads import pin_compute_threads
     from recsys.artifacts import TrainConfig, load_bundle, train_bundle
     from recsys.data.synth import generate
     from recsys.decision import DecisionRequest
     from recsys.ranking.train import RankerTrainConfig
-    from serving.app import limit_compute_threads
     from serving.state import Served
 
     out: dict[str, Any] = {"users": users, "items": items}
@@ -77,7 +77,7 @@ def measure(
                 started = time.perf_counter()
                 VectorIndex(source.index.config).build(source.index.vectors())
                 out["index_build_s"][source.name] = round(time.perf_counter() - started, 3)
-        limit_compute_threads(1)  # as a serving worker runs
+        pin_compute_threads(1)  # as a serving worker runs
         rng = np.random.default_rng(0)
         picks = [str(u) for u in rng.choice(bundle.user_ids, min(requests, len(bundle.user_ids)))]
         for user in picks[:20]:
