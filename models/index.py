@@ -206,8 +206,11 @@ class VectorIndex:
         indptr, excluded = _exclusion_csr(exclude, len(queries))
         longest = int(np.diff(indptr).max()) if len(queries) else 0
         ids, scores = self.search(queries, k + longest)  # (B, k + longest)
-        if len(queries) == 1:  # a request: one membership test, no per-row bookkeeping
-            keep = np.flatnonzero(~np.isin(ids[0], excluded) & (ids[0] >= 0))[:k]
+        if len(queries) == 1:  # a request: one mask over the index, no per-row bookkeeping
+            banned = np.zeros(max(self.ntotal, 1), dtype=bool)
+            banned[excluded[(excluded >= 0) & (excluded < len(banned))]] = True
+            row = ids[0]
+            keep = np.flatnonzero((row >= 0) & ~banned[np.clip(row, 0, len(banned) - 1)])[:k]
             out_ids = np.full((1, k), -1, dtype=np.int64)
             out_scores = np.full((1, k), -np.inf, dtype=np.float32)
             out_ids[0, : len(keep)], out_scores[0, : len(keep)] = ids[0, keep], scores[0, keep]

@@ -60,7 +60,8 @@ class LGBMRankerConfig:
 def _columns(frame: RankingFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """(N, D + S - 1) float32 and names: dense, then sparse codes except the item index."""
     keep = [i for i, n in enumerate(frame.sparse_names) if n != "item"]
-    x = np.hstack([frame.dense, frame.sparse[:, keep].astype(np.float32)]).astype(np.float32)
+    x = np.hstack([frame.dense, frame.sparse[:, keep].astype(np.float32)])
+    x = x.astype(np.float32, copy=False)  # float32 already unless the dense block is not
     np.nan_to_num(x, copy=False, nan=MISSING, posinf=-MISSING, neginf=MISSING)
     return _round_mantissa(x), (
         *frame.dense_names,
