@@ -21,7 +21,6 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from features.guarded import feature_reads
@@ -36,6 +35,9 @@ class _Pending:
     lock: AbstractContextManager[Any]
     inputs: dict[str, Any]
     future: asyncio.Future[Done]
+
+    def alone(self) -> Done:
+        return run_alone(self.pipeline, self.lock, self.inputs)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class PipelineBatcher:
     ) -> Done:
         """``pipeline.run(inputs)`` under ``lock``, batched with whatever else is in hand."""
         if self.max_batch == 1:
-            return _run_alone(pipeline, lock, inputs)
+            return run_alone(pipeline, lock, inputs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Done] = loop.create_future()
         self._pending.append(_Pending(pipeline, lock, inputs, future))
@@ -91,14 +93,14 @@ class PipelineBatcher:
             self.observe(len(batch))
         first = batch[0]
         if len(batch) == 1:
-            _settle(first.future, partial(_run_alone, first.pipeline, first.lock, first.inputs))
+            _settle(first.future, first.alone)
             return
         try:
             with first.lock, feature_reads() as degraded:
                 results = first.pipeline.run_batch([entry.inputs for entry in batch])
         except Exception:
             for entry in batch:  # each alone: the failing request gets its own error
-                _settle(entry.future, partial(_run_alone, entry.pipeline, entry.lock, entry.inputs))
+                _settle(entry.future, entry.alone)
             return
         shared = sorted(degraded)  # a store failure during the batch degraded all of it
         for entry, result in zip(batch, results, strict=True):
@@ -106,9 +108,11 @@ class PipelineBatcher:
                 entry.future.set_result((result, list(shared)))
 
 
-def _run_alone(
+def run_alone(
     pipeline: Pipeline, lock: AbstractContextManager[Any], inputs: dict[str, Any]
 ) -> Done:
+    """``pipeline.run(inputs)`` under ``lock``; a failing feature store degrades the answer
+    (the reasons come back sorted) rather than failing it."""
     with lock, feature_reads() as degraded:
         result = pipeline.run(inputs)
     return result, sorted(degraded)

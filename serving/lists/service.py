@@ -22,7 +22,7 @@ from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
 from recsys.ranking.explain import contributions
 from recsys.retrieval.merge import CandidateBatch
-from serving.batching import PipelineBatcher
+from serving.batching import PipelineBatcher, run_alone
 from serving.lists.details import item_details
 from serving.lists.protocol import (
     DecisionLogEntry,
@@ -97,12 +97,11 @@ def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = Tru
     its timing and failures counted for the arm's guardrail."""
     run = _Run.of(served, call, deps)
     try:
-        with run.served.lock, feature_reads() as degraded:  # a failing store degrades it
-            result = run.call.pipeline.run(run.inputs)
+        result, degraded = run_alone(run.call.pipeline, run.served.lock, run.inputs)
     except Exception:
         run.failed(deps)
         raise
-    return run.finish(deps, result, sorted(degraded), log_now)
+    return run.finish(deps, result, degraded, log_now)
 
 
 async def run_list_batched(
