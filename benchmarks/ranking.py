@@ -5,10 +5,12 @@
 
 For each dataset and seed: a retrieval-only bundle (trained with that seed where
 ``<bundles>/<dataset>-s<seed>`` has none), rankers attached (`recsys train --rank-only`: trained
-on part of the validation users, the served order chosen on the others against the merged
-fusion), then everything evaluated on the test targets. Reports mean ± std over the seeds and
-the validation figures the order was chosen on; nothing here is chosen on test. ``--diagnose``
-adds, per seed, the held-out validation users seen with their validation and their test target
+on part of the validation users and ``--folds`` earlier time folds, the served order chosen on
+the other validation users against the merged fusion), the served sources then refitted with
+the validation items (``--no-refit``: not), and everything evaluated on the test targets.
+Reports mean ± std over the seeds and the validation figures the order was chosen on; nothing
+here is chosen on test. ``--diagnose`` (with ``--no-refit`` on bundles never refitted) adds,
+per seed, the held-out validation users seen with their validation and their test target
 (recsys.ranking.diagnose). Writes benchmarks/results/ranking.json and .md.
 """
 
@@ -72,7 +74,10 @@ def markdown(table: dict[str, dict[str, dict[str, list[float]]]], seeds: list[in
 def bundle_for(name: str, ds: Dataset, seed: int, root: Path) -> Path:
     path = root / f"{name}-s{seed}"
     if not (path / "manifest.json").is_file():
-        config = TrainConfig(seed=seed, overrides=TUNED.get(name, ()), ranking=None)
+        # refitted (or not) when the rankers are attached
+        config = TrainConfig(
+            seed=seed, overrides=TUNED.get(name, ()), ranking=None, refit_with_valid=False
+        )
         train_bundle(ds, path, config, progress=True)
     return path
 
@@ -84,6 +89,9 @@ def diagnose(ds: Dataset, bundle: Bundle, config: RankerTrainConfig) -> dict[str
     from recsys.ranking.train import split_users
 
     assert bundle.ranking is not None
+    if bundle.manifest["config"].get("refit_with_valid", False):
+        # its served sources know the validation targets: a validation figure would flatter
+        raise SystemExit("--diagnose needs bundles trained with refit_with_valid=False")
     split = leave_one_out(encode(ds))
     _, held_out = split_users(split.valid, config.select_share, config.seed)
     ranking = bundle.ranking
@@ -99,6 +107,19 @@ def main() -> None:
     parser.add_argument("--synth-users", type=int, default=10_000)
     parser.add_argument("--synth-items", type=int, default=2_000)
     parser.add_argument("--rankers", nargs="+", default=["lightgbm"])
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=RankerTrainConfig().folds,
+        help="earlier time folds of ranker training groups (recsys.ranking.folds)",
+    )
+    parser.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refit the served sources with the validation items once the order is chosen "
+        "(TrainConfig.refit_with_valid); a bundle refitted once stays so",
+    )
     parser.add_argument("--bundles", type=Path, default=ROOT / "var" / "bench" / "ranking")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -113,9 +134,9 @@ def main() -> None:
         per_seed, seeds_detail = [], []
         for seed in args.seeds:
             path = bundle_for(name, ds, seed, args.bundles)
-            config = RankerTrainConfig(rankers=tuple(args.rankers), seed=seed)
+            config = RankerTrainConfig(rankers=tuple(args.rankers), seed=seed, folds=args.folds)
             started = time.perf_counter()
-            attach_ranking(ds, path, config, progress=True)
+            attach_ranking(ds, path, config, progress=True, refit=args.refit)
             attach_seconds = round(time.perf_counter() - started, 1)
             bundle = load_bundle(path)
             result = evaluate_bundle(ds, bundle, progress=True)

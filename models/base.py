@@ -35,6 +35,9 @@ class CandidateModel(ABC):
     """Batched verbs over integer item indexes. Subclasses implement ``fit`` and ``score``."""
 
     name: str = "model"
+    # True when fit reads the catalog alone, never the interactions: a refit on other
+    # interactions (recsys.ranking.folds) can share the fitted model instead.
+    catalog_only: bool = False
 
     @abstractmethod
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
@@ -45,6 +48,11 @@ class CandidateModel(ABC):
     @abstractmethod
     def score(self, histories: Sequences) -> np.ndarray:
         """(B, I) float32 scores, higher is better, for every catalog item."""
+
+    def refit_config(self) -> Any:
+        """The config that refits this fitted model on other data once validation is spent
+        (recsys.ranking.folds): its own; a model that stops early fixes the epochs it ran."""
+        return getattr(self, "config", None)
 
     def config_dict(self) -> dict[str, Any]:
         config = getattr(self, "config", None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -80,6 +80,11 @@ class SASRecModel(CandidateModel):
         self.train_seconds_: float | None = None
 
     # ---------------------------------------------------------------- training
+
+    def refit_config(self) -> SASRecConfig:
+        if self.best_epoch_ is None:
+            raise ValueError("sasrec is not fitted: refit_config needs the epochs it stopped at")
+        return replace(self.config, epochs=self.best_epoch_)
 
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
         """Train on ``data.sequences``; stop early on ``valid`` (or an internal hold-out)."""

@@ -125,6 +125,7 @@ def _load(path: str, device: str | None) -> Any:
 class TextModel(CandidateModel):
     name = "text"
     uses_text = True  # learns from catalog text, not from the order of sequences
+    catalog_only = True
 
     def __init__(self, config: TextConfig | None = None) -> None:
         self.config = config or TextConfig()

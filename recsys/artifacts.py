@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.attributes import coverage as attribute_coverage
-from models.base import TrainingData, VectorModel
+from models.base import TrainingData
 from models.registry import make_model
 from recsys.bundle_files import BUNDLE_FORMAT, check_manifest, checksums, sha256
 from recsys.catalog import Catalog, catalog_frame
@@ -38,9 +38,10 @@ from recsys.errors import BundleError
 from recsys.evaluation.protocol import evaluate_fitted
 from recsys.overrides import Overrides, check_overrides, configured
 from recsys.ranking.bundle import Ranking, load_ranking, train_ranking
+from recsys.ranking.folds import refit_sources
 from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.retriever import RetrievalConfig, Retriever
-from recsys.retrieval.sources import CandidateSource
+from recsys.retrieval.sources import CandidateSource, index_for
 
 if TYPE_CHECKING:
     from features.store import FeatureStoreConfig
@@ -66,6 +67,13 @@ class TrainConfig:
     # 2,382 s to train instead of 676 s (benchmarks/scaling.py). At 50k users the estimate's
     # standard error is about 1% of NDCG@10. None = every user.
     valid_users: int | None = 50_000
+    # After the rankers and the served order are chosen (on sources fitted to the training
+    # split), the served sources and feature tables are refitted on training + validation
+    # items: they then know each user's items up to the one before the test target, as the
+    # fit the rankers learned from knew them up to the one before the validation target.
+    # Without it every served model misses each user's latest item. False keeps the
+    # training-split fit (the one `recsys evaluate --split valid` can judge honestly).
+    refit_with_valid: bool = True
 
     def overrides_for(self, source: str) -> dict[str, Any]:
         return {k: v for name, pairs in self.overrides if name == source for k, v in pairs}
@@ -121,12 +129,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _make_index(vectors: np.ndarray) -> Any:
-    from models.index import IndexConfig, VectorIndex
-
-    return VectorIndex(IndexConfig()).build(np.ascontiguousarray(vectors, dtype=np.float32))
-
-
 def fit_sources(
     ds: Dataset, enc: EncodedDataset, config: TrainConfig, progress: bool = False
 ) -> tuple[list[CandidateSource], dict[str, Any]]:
@@ -148,10 +150,9 @@ def fit_sources(
         started = time.perf_counter()
         model.fit(data, valid=split.valid)
         fit_seconds = time.perf_counter() - started
-        index = None
-        if isinstance(model, VectorModel):
-            index = _make_index(model.item_vectors())
-        source = CandidateSource(name, model, index, needs_history=name not in HISTORY_FREE)
+        source = CandidateSource(
+            name, model, index_for(model), needs_history=name not in HISTORY_FREE
+        )
         valid = evaluate_fitted(
             model, split, "valid", max_users=config.valid_users, seed=config.seed
         )
@@ -190,18 +191,22 @@ def train_bundle(
         fusion = tuple((s.name, float(report[s.name]["valid"]["ndcg@10"])) for s in sources)
         config = replace(config, retrieval=replace(config.retrieval, fusion_weights=fusion))
     path = Path(out)
-    (path / "models").mkdir(parents=True, exist_ok=True)
-    (path / "indexes").mkdir(exist_ok=True)
-    files: dict[str, dict[str, Any]] = {}
-    for source in sources:
-        model_file = f"models/{source.name}.pkl"
-        with (path / model_file).open("wb") as fh:
-            pickle.dump(source.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        entry: dict[str, Any] = {"model": model_file, "needs_history": source.needs_history}
-        if source.index is not None:
-            entry["index"] = f"indexes/{source.name}.faiss"
-            source.index.save(path / entry["index"])
-        files[source.name] = entry
+    (path / "indexes").mkdir(parents=True, exist_ok=True)
+    (path / "models").mkdir(exist_ok=True)
+    split = leave_one_out(enc)
+    served = split.train_and_valid if config.refit_with_valid else split.train
+    ranking_section = None
+    if config.ranking is not None:
+        retriever = Retriever(sources, config.retrieval)
+        ranking_section, _ = train_ranking(
+            ds, enc, split, retriever, path, config.ranking, progress, served=served
+        )
+    refit_seconds = None
+    if config.refit_with_valid:
+        refit_started = time.perf_counter()
+        sources = refit_sources(sources, ds, served, progress)
+        refit_seconds = round(time.perf_counter() - refit_started, 3)
+    files = _write_sources(path, sources)
     # item_id plus the catalog columns the dataset has, in item-index order (serving filters on
     # them and search matches them)
     catalog_frame(ds.items).to_parquet(path / "items.parquet", index=False)
@@ -215,13 +220,6 @@ def train_bundle(
         strength=seqs.strength,
         n_items=np.array(seqs.n_items),
     )
-    ranking_section = None
-    if config.ranking is not None:
-        retriever = Retriever(sources, config.retrieval)
-        split = leave_one_out(enc)
-        ranking_section, _ = train_ranking(
-            ds, enc, split, retriever, path, config.ranking, progress
-        )
     fingerprint = dataset_fingerprint(ds)
     config_doc = asdict(config)
     config_hash = hashlib.sha256(json.dumps(config_doc, sort_keys=True).encode()).hexdigest()
@@ -235,6 +233,7 @@ def train_bundle(
         "sources": {name: {**files[name], **report[name]} for name in files},
         "skipped_sources": report.get("skipped", {}),
         "ranking": ranking_section,
+        "refit_seconds": refit_seconds,
         "train_seconds": round(time.perf_counter() - started, 3),
         "versions": package_versions(),
         "checksums": files_sums,
@@ -243,12 +242,33 @@ def train_bundle(
     return path
 
 
+def _write_sources(path: Path, sources: list[CandidateSource]) -> dict[str, dict[str, Any]]:
+    """Pickle each source's model (and save its index) under ``path``; their manifest files."""
+    files: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        model_file = f"models/{source.name}.pkl"
+        with (path / model_file).open("wb") as fh:
+            pickle.dump(source.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        entry: dict[str, Any] = {"model": model_file, "needs_history": source.needs_history}
+        if source.index is not None:
+            entry["index"] = f"indexes/{source.name}.faiss"
+            source.index.save(path / entry["index"])
+        files[source.name] = entry
+    return files
+
+
 def attach_ranking(
-    ds: Dataset, path: str | Path, config: RankerTrainConfig | None = None, progress: bool = False
+    ds: Dataset,
+    path: str | Path,
+    config: RankerTrainConfig | None = None,
+    progress: bool = False,
+    refit: bool = False,
 ) -> Path:
     """Train (or retrain) the rankers of an existing bundle on its own candidates.
 
-    The candidate sources stay as they are; the manifest gains the ranking section and new
+    The candidate sources stay as they are, except that ``refit=True`` on a bundle that serves
+    the training-split fit refits them with the validation items afterwards, as ``train_bundle``
+    does (a refitted bundle stays refitted). The manifest gains the ranking section and new
     checksums, and its version a ranking suffix, so a served version names what ranks.
     """
     config = config or RankerTrainConfig()
@@ -259,10 +279,25 @@ def attach_ranking(
     root = Path(path)
     enc = encode(ds)
     started = time.perf_counter()
-    section, _ = train_ranking(
-        ds, enc, leave_one_out(enc), bundle.retriever, root, config, progress
-    )
+    split = leave_one_out(enc)
     manifest = bundle.manifest
+    retriever, served = bundle.retriever, None
+    # bundles written before the refit existed serve the training-split fit
+    was_refit = bool(manifest["config"].get("refit_with_valid", False))
+    if was_refit:
+        # the served sources know the validation targets: the rankers need ones that do not
+        fold0 = refit_sources(retriever.sources, ds, split.train, progress)
+        retriever, served = Retriever(fold0, retriever.config), split.train_and_valid
+    elif refit:
+        served = split.train_and_valid
+    section, _ = train_ranking(ds, enc, split, retriever, root, config, progress, served=served)
+    if refit and not was_refit:
+        refit_started = time.perf_counter()
+        sources = refit_sources(retriever.sources, ds, split.train_and_valid, progress)
+        for name, entry in _write_sources(root, sources).items():
+            manifest["sources"][name].update(entry)
+        manifest["config"]["refit_with_valid"] = True
+        manifest["refit_seconds"] = round(time.perf_counter() - refit_started, 3)
     manifest["config"]["ranking"] = asdict(config)
     manifest["ranking"] = {**section, "attached_seconds": round(time.perf_counter() - started, 3)}
     ranking_hash = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())

@@ -42,6 +42,23 @@ def train(
         bool,
         typer.Option("--rank-only", help="Keep the bundle's sources; (re)train its rankers."),
     ] = False,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Earlier time folds of ranker training groups: each refits the sources on the "
+            "sequences without their last k items and labels the item before (default: "
+            "RankerTrainConfig's).",
+        ),
+    ] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Refit the served sources and features with the validation items once the "
+            "rankers and the order are chosen (--no-refit: serve the training-split fit, "
+            "which `recsys evaluate --split valid` can judge).",
+        ),
+    ] = True,
     dlrm_workers: Annotated[
         int,
         typer.Option(
@@ -67,12 +84,13 @@ def train(
                 rankers=tuple(ranker) if ranker else available_rankers(),
                 seed=seed,
                 options={"dlrm": {"workers": dlrm_workers}} if dlrm_workers > 1 else {},
+                folds=RankerTrainConfig().folds if folds is None else folds,
             )
         )
         if rank_only:
             if ranking is None:
                 raise ValueError("--rank-only trains rankers; it cannot go with --no-ranking")
-            path = attach_ranking(load_dataset(data), out, ranking, progress=True)
+            path = attach_ranking(load_dataset(data), out, ranking, progress=True, refit=refit)
             print_json(_summary(load_bundle(path).manifest, path))
             return
         overrides = parse_overrides(set_ or [])  # typed and checked before the data loads
@@ -83,6 +101,7 @@ def train(
             retrieval=RetrievalConfig(total=candidates, depth=max(candidates, 500)),
             overrides=overrides,
             ranking=ranking,
+            refit_with_valid=refit,
         )
         path = train_bundle(load_dataset(data), out, config, progress=True)
         print_json(_summary(load_bundle(path).manifest, path))

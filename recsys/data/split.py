@@ -28,6 +28,14 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.users)
 
+    @classmethod
+    def empty(cls, n_items: int) -> EvalSet:
+        """No targets: ``fit(data, valid=EvalSet.empty(n))`` trains without early stopping."""
+        none = np.zeros(0, np.int64)
+        history = Sequences(np.zeros(1, np.int64), np.zeros(0, np.int32), none,
+                            np.zeros(0, np.int8), n_items)  # fmt: skip
+        return cls(none, history, none)
+
 
 @dataclass(frozen=True)
 class LeaveOneOut:
@@ -50,6 +58,13 @@ class LeaveOneOut:
         """
         self.eval_set(name)
         return self.train
+
+    @property
+    def train_and_valid(self) -> Sequences:
+        """Every user without the test target: what may be fitted once validation has chosen
+        everything (recsys.artifacts.TrainConfig.refit_with_valid)."""
+        seqs = self.data.sequences
+        return seqs.drop_last(np.where(seqs.lengths >= 2, 1, 0))
 
 
 def leave_one_out(data: EncodedDataset) -> LeaveOneOut:

@@ -47,6 +47,11 @@ def evaluate_bundle(
             f"{bundle.manifest['dataset']['name']!r} (fingerprint {trained_on[:12]}), "
             f"not on {ds.name!r} (fingerprint {fingerprint[:12]})"
         )
+    if which == "valid" and bundle.manifest["config"].get("refit_with_valid", False):
+        raise BundleError(
+            f"bundle {bundle.version}: its sources were refitted with the validation targets "
+            "(refit_with_valid), so only 'test' judges them; valid splits for it: ['test']"
+        )
     started = time.perf_counter()
     split = leave_one_out(encode(ds))
     eval_set = split.eval_set(which)

@@ -16,21 +16,23 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recsys.data.contract import Dataset
-from recsys.data.sequences import EncodedDataset
+from recsys.data.sequences import EncodedDataset, Sequences
 from recsys.data.split import LeaveOneOut
 from recsys.ranking.choose import choose_order, validation_ndcg
 from recsys.ranking.features import FeatureSource, FrameSpec, TableFeatures
+from recsys.ranking.folds import earlier_frame
 from recsys.ranking.frame import select_groups
 from recsys.ranking.ranker import Ranker
 from recsys.ranking.train import (
     RankerTrainConfig,
+    concat_frames,
     fit_rankers,
     split_users,
     subset,
@@ -64,8 +66,14 @@ def train_ranking(
     root: Path,
     config: RankerTrainConfig,
     progress: bool = False,
+    served: Sequences | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit, export and verify the rankers into ``root``; (manifest section, checksummed files)."""
+    """Fit, export and verify the rankers into ``root``; (manifest section, checksummed files).
+
+    ``retriever``'s sources are fitted on ``split.train``: rankers learn, and the order is
+    chosen, on validation targets those sources never saw. ``served`` is what the served
+    sources were fitted on (default ``split.train``); the online store gets features computed
+    from it, as the training rows got them from ``split.train``."""
     from features.store import FeatureRepo
     from features.tables import build_feature_tables
     from models.onnx_runtime import OnnxSession
@@ -74,8 +82,9 @@ def train_ranking(
     tables = build_feature_tables(ds, enc, split.train)
     repo = FeatureRepo(root / FEATURE_REPO)
     repo.apply()
-    feature_version = repo.materialize(tables)
-    features = TableFeatures(tables, enc)  # the offline values; serving reads the same online
+    fresh = tables if served is None else build_feature_tables(ds, enc, served)
+    feature_version = repo.materialize(fresh)
+    features = TableFeatures(tables, enc)  # the training rows' values
     spec = FrameSpec.fit(retriever.names, enc.n_items, features.item_matrix)
     # Validation users are split: rankers learn from one part, the served order is chosen on
     # the other (by full-ranking NDCG@10, against the merged fusion), so the choice is made on
@@ -83,12 +92,24 @@ def train_ranking(
     fit_set, select_set = split_users(split.valid, config.select_share, config.seed)
     if config.select_max_users is not None and len(select_set) > config.select_max_users:
         select_set = subset(select_set, np.arange(config.select_max_users))
-    frame = training_frame(retriever, fit_set, enc, features, spec, config, progress)
+    # the folds share the user and row budgets, so a large dataset trains on as many rows as
+    # without them (from more recent and older targets alike) and a small one on more
+    n_folds = config.folds + 1
+    per_fold = replace(
+        config,
+        max_users=None if config.max_users is None else -(-config.max_users // n_folds),
+        max_rows=None if config.max_rows is None else -(-config.max_rows // n_folds),
+    )
+    frames = [training_frame(retriever, fit_set, enc, features, spec, per_fold, progress)]
+    for k in range(1, config.folds + 1):
+        frames.append(earlier_frame(retriever, ds, enc, k, fit_set.users, spec, per_fold, progress))
+    frame = concat_frames(frames)
     if not len(frame.group):
         raise ValueError(
             "no validation target is among the merged candidates: nothing to train a ranker on"
         )
     models, report = fit_rankers(frame, config, progress)
+    report["rows"]["groups_per_fold"] = [len(f.group) for f in frames]
     (root / "rankers").mkdir(exist_ok=True)
     files: dict[str, Any] = {}
     sample = select_groups(frame, np.arange(min(len(frame.group), PARITY_GROUPS)))

@@ -35,6 +35,7 @@ from recsys.retrieval.retriever import Retriever
 # ~0.006, so 2M rows lose nothing measurable there while the first `recsys serve` is 2 min sooner.
 DEMO_MAX_ROWS = 2_000_000
 
+
 @dataclass(frozen=True)
 class RankerTrainConfig:
     # default: every registered ranker this machine can train (no dlrm without TorchRec)
@@ -45,6 +46,13 @@ class RankerTrainConfig:
     # Groups are added (users in a seeded random order) until this many rows are kept; None =
     # every group. The demo caps it (DEMO_MAX_ROWS) to be ready sooner.
     max_rows: int | None = None
+    # Earlier time folds (recsys.ranking.folds): fold k refits the sources on every sequence
+    # without its last k items and adds one group per training user, labelled with the item
+    # before them. 0 = the validation items alone. The folds share max_users and max_rows.
+    # Chosen on held-out validation users (selection NDCG@10 of LightGBM, mean of 3 seeds):
+    # Industrial 0.1219 / 0.1262 / 0.1278 with 0 / 1 / 2 folds; Beauty (seed 0, 7k groups
+    # already) 0.0856 / 0.0858 with 0 / 1.
+    folds: int = 2
     seed: int = 0
     batch: int = 512  # users retrieved at a time
     # Share of the validation users held out from ranker training: the served order (merged,
@@ -59,6 +67,8 @@ class RankerTrainConfig:
 
     def __post_init__(self) -> None:
         check_rankers(self.rankers)
+        if self.folds < 0:
+            raise ValueError(f"folds must be >= 0 (0 = validation items only), got {self.folds}")
         if not 0.0 < self.select_share < 1.0:
             raise ValueError(f"select_share must be in (0, 1), got {self.select_share}")
         bad = [w for w in self.blends if not 0.0 < w < 1.0]
@@ -72,7 +82,7 @@ class RankerTrainConfig:
             make_ranker(name, self.seed, **self.options[name])
 
 
-def _concat(frames: Sequence[RankingFrame]) -> RankingFrame:
+def concat_frames(frames: Sequence[RankingFrame]) -> RankingFrame:
     first = frames[0]
     return RankingFrame(
         dense=np.concatenate([f.dense for f in frames]),
@@ -136,7 +146,7 @@ def training_frame(
         # a group without its positive teaches a pairwise ranker nothing
         frames.append(select_groups(frame, np.flatnonzero(frame.positives() > 0)))
         kept += frames[-1].n_rows
-    return _concat(frames)
+    return concat_frames(frames)
 
 
 def fit_rankers(

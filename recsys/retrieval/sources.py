@@ -44,3 +44,13 @@ class CandidateSource:
             got_ids, got_scores = self.model.recommend(part, n)
         ids[rows], scores[rows] = got_ids, got_scores
         return SourceLists(ids, scores)
+
+
+def index_for(model: CandidateModel) -> Any:
+    """The FAISS index that serves a fitted vector model; None for the others."""
+    if not isinstance(model, VectorModel):
+        return None
+    from models.index import IndexConfig, VectorIndex
+
+    vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
+    return VectorIndex(IndexConfig()).build(vectors)

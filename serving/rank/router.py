@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
 from serving.rank import service
 from serving.rank.protocol import RankRequest, RankResponse
+from serving.responses import model_json
 
 router = APIRouter(prefix="/v1", tags=["rank"])
 
@@ -21,6 +22,6 @@ router = APIRouter(prefix="/v1", tags=["rank"])
 )
 # async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
 # (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
-async def rank(body: RankRequest, served: ServedDep, deps: ListDepsDep) -> RankResponse:
+async def rank(body: RankRequest, served: ServedDep, deps: ListDepsDep) -> Response:
     """Orders the known given items with the bundle's ranker; unknown ids are reported back."""
-    return service.rank(served, body, deps)
+    return model_json(service.rank(served, body, deps))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
 from serving.links import list_links
+from serving.responses import model_json
 from serving.search import service
 from serving.search.protocol import SearchRequest, SearchResponse
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
 )
 # async on purpose: the pipeline is a few ms of CPU that a worker runs one at a time anyway
 # (GIL, the bundle lock); inline it skips two thread-pool hops. --workers scales it out.
-async def search(body: SearchRequest, served: ServedDep, deps: ListDepsDep) -> SearchResponse:
+async def search(body: SearchRequest, served: ServedDep, deps: ListDepsDep) -> Response:
     """BM25 over the catalog fused with the text encoder's index (where the bundle has one),
     then the decision layer: filters, business rules, diversity and exploration."""
-    return await service.search(served, body, deps)
+    return model_json(await service.search(served, body, deps))

@@ -49,6 +49,10 @@ def test_manifest_records_rankers_features_and_parity(bundle: Bundle) -> None:
     assert order["chosen"] in ("merged", *rankers, *(f"blend:{r}" for r in rankers))
     assert order["validation_users"] > 0 and "merged" in order["validation_ndcg@10"]
     assert section["features"]["service"] == "ranker_v1"
+    # one group count per time fold: the validation items, then each earlier fold's
+    per_fold = section["rows"]["groups_per_fold"]
+    assert len(per_fold) == section["config"]["folds"] + 1 and min(per_fold) > 0
+    assert bundle.manifest["config"]["refit_with_valid"] and bundle.manifest["refit_seconds"] > 0
     assert section["rankers"]["lightgbm"]["onnx_max_abs_diff"] <= 1e-5
     if "dlrm" in section["rankers"]:
         assert section["rankers"]["dlrm"]["onnx_max_abs_diff"] <= 1e-4
@@ -84,10 +88,14 @@ def test_served_features_are_the_materialized_tables(bundle: Bundle, shop: Datas
     from features.tables import build_feature_tables
 
     enc = encode(shop)
-    tables = TableFeatures(build_feature_tables(shop, enc, leave_one_out(enc).train), enc)
+    split = leave_one_out(enc)
+    # refitted with the validation items, as the served sources are (refit_with_valid)
+    tables = TableFeatures(build_feature_tables(shop, enc, split.train_and_valid), enc)
+    stale = TableFeatures(build_feature_tables(shop, enc, split.train), enc)
     assert bundle.ranking is not None
     idx = np.arange(len(bundle.item_ids))
     np.testing.assert_array_equal(bundle.ranking.features.items_at(idx), tables.items_at(idx))
+    assert not np.array_equal(stale.items_at(idx), tables.items_at(idx), equal_nan=True)
     users = [str(u) for u in bundle.user_ids[:20]]
     np.testing.assert_array_equal(bundle.ranking.features.users(users), tables.users(users))
 

@@ -1,0 +1,89 @@
+"""Earlier time folds: more ranking groups, none of them seen by the sources that rank them.
+
+A user's validation item gives the rankers one training group. The items before it could give
+more, but the sources were fitted on them: co-visitation counted the very pair, SASRec learned
+to predict it, ALS fitted the interaction. Groups labelled with them would show the ranker
+sources that already know the answer, and it would learn to trust them more than it should
+when serving. So fold ``k`` refits the sources (and rebuilds the feature tables) on every
+sequence without its last ``k`` items, then labels the item just before the held-out ones,
+exactly as the validation item is labelled in the real fold. Sources whose fit reads only the
+catalog (``catalog_only``) are shared, not refitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from models.base import TrainingData
+from models.registry import make_model
+from recsys.data.contract import Dataset
+from recsys.data.sequences import EncodedDataset, Sequences
+from recsys.data.split import EvalSet, leave_one_out
+from recsys.ranking.features import FrameSpec, TableFeatures
+from recsys.ranking.frame import RankingFrame
+from recsys.ranking.train import RankerTrainConfig, training_frame
+from recsys.retrieval.retriever import Retriever
+from recsys.retrieval.sources import CandidateSource, index_for
+
+
+def earlier(enc: EncodedDataset, k: int) -> EncodedDataset:
+    """``enc`` with each sequence's last ``k`` items removed (every user keeps one at least)."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    seqs = enc.sequences
+    drop = np.minimum(k, np.maximum(seqs.lengths - 1, 0))  # (U,)
+    return replace(enc, sequences=seqs.drop_last(drop))
+
+
+def refit_sources(
+    sources: Sequence[CandidateSource], ds: Dataset, train: Sequences, progress: bool = False
+) -> list[CandidateSource]:
+    """The same sources fitted on ``train``, each with its ``refit_config``: no early stopping,
+    so no target of ``train``'s fold chooses the epochs (those the first fit stopped at run)."""
+    data = TrainingData(train, ds.items)
+    no_targets = EvalSet.empty(train.n_items)
+    out: list[CandidateSource] = []
+    for source in tqdm(sources, desc="refit sources", disable=not progress, unit="src"):
+        if source.model.catalog_only:
+            out.append(source)
+            continue
+        model = make_model(source.name)
+        config = source.model.refit_config()
+        if config is not None:
+            model.config = config  # type: ignore[attr-defined]  # seed included
+        model.fit(data, valid=no_targets)
+        out.append(CandidateSource(source.name, model, index_for(model), source.needs_history))
+    return out
+
+
+def restrict(eval_set: EvalSet, users: np.ndarray) -> EvalSet:
+    """The part of ``eval_set`` whose users are among ``users``."""
+    rows = np.flatnonzero(np.isin(eval_set.users, users))
+    return EvalSet(eval_set.users[rows], eval_set.history.select(rows), eval_set.targets[rows])
+
+
+def earlier_frame(
+    retriever: Retriever,
+    ds: Dataset,
+    enc: EncodedDataset,
+    k: int,
+    users: np.ndarray,
+    spec: FrameSpec,
+    config: RankerTrainConfig,
+    progress: bool = False,
+) -> RankingFrame:
+    """Labelled rows of fold ``k`` for those of ``users`` (user indexes) it has a target for:
+    sources merged as ``retriever`` merges them, features from the fold's own tables."""
+    from features.tables import build_feature_tables
+
+    enc_k = earlier(enc, k)
+    split_k = leave_one_out(enc_k)
+    sources_k = refit_sources(retriever.sources, ds, split_k.train, progress)
+    retriever_k = Retriever(sources_k, retriever.config)
+    features_k = TableFeatures(build_feature_tables(ds, enc_k, split_k.train), enc_k)
+    fold_set = restrict(split_k.valid, users)
+    return training_frame(retriever_k, fold_set, enc_k, features_k, spec, config, progress)
