@@ -13,11 +13,16 @@ new requests keep joining (and the batch has room) the run moves one pass later,
 batch forms only where requests were already queued: latency at low load is unchanged.
 
 A batch that raises is retried request by request, so one bad request fails alone.
+
+Requests are only batched with others of the same event loop: a future belongs to its loop, and
+one set from another loop's thread never wakes its waiter. A server has one loop per worker;
+Starlette's TestClient, used without ``with``, runs each request on a loop of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -41,8 +46,16 @@ class _Pending:
 
 
 @dataclass
+class _Queue:
+    """The runs waiting on one event loop."""
+
+    pending: list[_Pending] = field(default_factory=list)
+    scheduled: bool = False
+
+
+@dataclass
 class PipelineBatcher:
-    """Collects concurrent pipeline runs of one event loop into batches (see the module doc).
+    """Collects concurrent pipeline runs of each event loop into batches (see the module doc).
 
     ``max_batch`` 1 runs every request alone, inline. ``observe`` hears each batch's size.
     """
@@ -50,8 +63,9 @@ class PipelineBatcher:
     max_batch: int = 16
     max_hops: int = 4
     observe: Callable[[int], None] | None = None
-    _pending: list[_Pending] = field(default_factory=list)
-    _scheduled: bool = False
+    _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -66,20 +80,23 @@ class PipelineBatcher:
         if self.max_batch == 1:
             return run_alone(pipeline, lock, inputs)
         loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
         future: asyncio.Future[Done] = loop.create_future()
-        self._pending.append(_Pending(pipeline, lock, inputs, future))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush, 0, len(self._pending))
+        queue.pending.append(_Pending(pipeline, lock, inputs, future))
+        if not queue.scheduled:
+            queue.scheduled = True
+            loop.call_soon(self._flush, queue, 0, len(queue.pending))
         return await future
 
-    def _flush(self, hops: int, seen: int) -> None:
-        waiting = len(self._pending)
+    def _flush(self, queue: _Queue, hops: int, seen: int) -> None:
+        waiting = len(queue.pending)
         if waiting > seen and waiting < self.max_batch and hops < self.max_hops:
             # more joined since the last pass: give the rest in hand one more pass
-            asyncio.get_running_loop().call_soon(self._flush, hops + 1, waiting)
+            asyncio.get_running_loop().call_soon(self._flush, queue, hops + 1, waiting)
             return
-        pending, self._pending, self._scheduled = self._pending, [], False
+        pending, queue.pending, queue.scheduled = queue.pending, [], False
         groups: dict[int, list[_Pending]] = {}
         for entry in pending:
             if not entry.future.done():  # a cancelled request (client gone) is dropped

@@ -133,6 +133,44 @@ def test_different_pipelines_are_never_mixed_in_one_batch() -> None:
     assert first.calls == [3] and second.calls == [3]
 
 
+def test_requests_on_another_event_loop_are_run_by_that_loop() -> None:
+    """A TestClient used without ``with`` runs each request on a loop (and thread) of its own:
+    a batch must never take another loop's request, whose waiter that loop would not wake."""
+    threads: dict[int, int] = {}
+
+    class Recorder(Doubler):
+        def run_batch(self, states: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+            threads.update({s["x"]: threading.get_ident() for s in states})
+            return super().run_batch(states)
+
+    batcher = PipelineBatcher(max_batch=8)
+    pipeline, lock = Pipeline([Recorder()], inputs=["x"]), threading.Lock()
+    queued, other = threading.Event(), {}
+
+    def on_other_loop() -> None:
+        async def one() -> Any:
+            task = asyncio.ensure_future(batcher.run(pipeline, lock, {"x": 2}))
+            await asyncio.sleep(0)  # queued while the first loop's run is still pending
+            queued.set()
+            return await asyncio.wait_for(task, timeout=60)  # a hang guard, not a timing
+
+        other["got"], other["thread"] = asyncio.run(one()), threading.get_ident()
+
+    async def first() -> Any:
+        task = asyncio.ensure_future(batcher.run(pipeline, lock, {"x": 1}))
+        await asyncio.sleep(0)  # queued, its run scheduled on this loop's next pass
+        thread = threading.Thread(target=on_other_loop)
+        thread.start()
+        queued.wait(timeout=60)  # block this loop until the other request is queued too
+        got = await task
+        thread.join(timeout=60)
+        return got
+
+    got = asyncio.run(first())
+    assert got[0].state["y"] == 2 and other["got"][0].state["y"] == 4
+    assert threads[1] == threading.get_ident() and threads[2] == other["thread"]
+
+
 # ---------------------------------------------------------------- through the API
 
 
