@@ -26,6 +26,7 @@ from recsys.data.contract import Dataset, dataset_fingerprint
 from recsys.data.sequences import encode
 from recsys.data.split import EvalSet, leave_one_out
 from recsys.errors import BundleError
+from recsys.ranking.folds import validation_view
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def tune_rerank(
     started = time.perf_counter()
     split = leave_one_out(encode(ds))
     reranker = LLMReranker(llm, bundle.items, RerankConfig(top_n=config.top_n, timeout_s=30.0))
-    groups, counts = scored_groups(bundle, split.valid, reranker, config, "tune-llm (valid)")
+    view = validation_view(ds, bundle)  # sources that never saw the validation targets
+    groups, counts = scored_groups(view, split.valid, reranker, config, "tune-llm (valid)")
     weight, table = choose_weight(groups, ndcg_at)
     section = {
         "weight": weight,

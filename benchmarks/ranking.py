@@ -9,9 +9,9 @@ on part of the validation users and ``--folds`` earlier time folds, the served o
 the other validation users against the merged fusion), the served sources then refitted with
 the validation items (``--no-refit``: not), and everything evaluated on the test targets.
 Reports mean ± std over the seeds and the validation figures the order was chosen on; nothing
-here is chosen on test. ``--diagnose`` (with ``--no-refit`` on bundles never refitted) adds,
-per seed, the held-out validation users seen with their validation and their test target
-(recsys.ranking.diagnose). Writes benchmarks/results/ranking.json and .md.
+here is chosen on test. ``--diagnose`` adds, per seed, the held-out validation users seen with
+their validation and their test target by the training-split fit (recsys.ranking.diagnose).
+Writes benchmarks/results/ranking.json and .md.
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ def diagnose(ds: Dataset, bundle: Bundle, config: RankerTrainConfig) -> dict[str
     from recsys.data.sequences import encode
     from recsys.data.split import leave_one_out
     from recsys.ranking.diagnose import valid_vs_test
+    from recsys.ranking.folds import validation_view
     from recsys.ranking.train import split_users
 
+    # the training-split fit: refitted sources know the validation targets
+    bundle = validation_view(ds, bundle)
     assert bundle.ranking is not None
-    if bundle.manifest["config"].get("refit_with_valid", False):
-        # its served sources know the validation targets: a validation figure would flatter
-        raise SystemExit("--diagnose needs bundles trained with refit_with_valid=False")
     split = leave_one_out(encode(ds))
     _, held_out = split_users(split.valid, config.select_share, config.seed)
     ranking = bundle.ranking

@@ -85,8 +85,7 @@ def snapshot_history(user_ids: Sequence[str] | np.ndarray, item_ids: Sequence[st
 
     ``user_ids`` / ``item_ids`` map ``train``'s user rows and item indexes to ids (an
     ``EncodedDataset``'s or an artifact bundle's). For a bundle, whose ``sequences`` are full
-    histories, the tables were built from
-    ``leave_one_out(EncodedDataset(b.user_ids, b.item_ids, b.sequences)).train``.
+    histories, the online tables were built from ``bundle.fitted_on()``.
     """
     if train.n_users != len(user_ids):
         raise ValueError(f"train has {train.n_users} users but {len(user_ids)} user ids were given")

@@ -1,8 +1,10 @@
 """Item and user feature tables computed from the training split and the catalog.
 
-Everything here is computed from ``split.train`` (each user's distinct items without the held-out
-validation and test targets) plus the catalog, never from the raw interaction log, so that no
-held-out target leaks into a feature the ranker is trained or evaluated on.
+Everything here is computed from the sequences given plus the catalog, never from the raw
+interaction log: ``split.train`` (each user's distinct items without the held-out validation and
+test targets) for the rows the rankers learn from, so that no label leaks into a feature; each
+user's items without the test target for a refitted bundle's online store
+(``TrainConfig.refit_with_valid``), the test target never.
 
 Time. ``ts`` is unix seconds for most sources but an ordinal position in the user's line where
 the source has no timestamps (S3-Rec Amazon Beauty). Values below that are differences of ``ts``

@@ -118,6 +118,13 @@ class Bundle:
     def user_index(self) -> dict[str, int]:
         return {str(u): i for i, u in enumerate(self.user_ids)}
 
+    def fitted_on(self) -> Sequences:
+        """What the served sources and online features were fitted on: each user's items
+        without the test target (refit_with_valid), or the training split of older bundles."""
+        split = leave_one_out(EncodedDataset(self.user_ids, self.item_ids, self.sequences))
+        refit = self.manifest["config"].get("refit_with_valid", False)
+        return split.train_and_valid if refit else split.train
+
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}

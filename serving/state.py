@@ -123,14 +123,11 @@ def feature_feed(
     """A feed pushing the logged events into the bundle's Feast repository (its own store)."""
     from features.push import EventPusher, snapshot_history
     from features.store import FeatureRepo
-    from recsys.data.sequences import EncodedDataset
-    from recsys.data.split import leave_one_out
     from recsys.ranking.bundle import FEATURE_REPO
 
     assert bundle.ranking is not None
-    enc = EncodedDataset(bundle.user_ids, bundle.item_ids, bundle.sequences)
-    # the stored user rows were built from the training split of the snapshot
-    history = snapshot_history(bundle.user_ids, bundle.item_ids, leave_one_out(enc).train)
+    # the stored user rows were built from these sequences of the snapshot
+    history = snapshot_history(bundle.user_ids, bundle.item_ids, bundle.fitted_on())
     pusher = EventPusher(FeatureRepo(bundle.path / FEATURE_REPO, features), history)
     online = bundle.ranking.features
     return FeatureFeed(pusher, events, on_pushed=getattr(online, "forget", lambda users: None))

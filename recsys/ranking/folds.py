@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +29,9 @@ from recsys.ranking.frame import RankingFrame
 from recsys.ranking.train import RankerTrainConfig, training_frame
 from recsys.retrieval.retriever import Retriever
 from recsys.retrieval.sources import CandidateSource, index_for
+
+if TYPE_CHECKING:
+    from recsys.artifacts import Bundle
 
 
 def earlier(enc: EncodedDataset, k: int) -> EncodedDataset:
@@ -87,3 +91,22 @@ def earlier_frame(
     features_k = TableFeatures(build_feature_tables(ds, enc_k, split_k.train), enc_k)
     fold_set = restrict(split_k.valid, users)
     return training_frame(retriever_k, fold_set, enc_k, features_k, spec, config, progress)
+
+
+def validation_view(ds: Dataset, bundle: Bundle) -> Bundle:
+    """``bundle`` as its rankers and served order were chosen: sources and features fitted on
+    the training split. A refitted bundle's own know every validation target, so anything else
+    chosen on validation users (an LLM blend weight) would be flattered by them."""
+    if not bundle.manifest["config"].get("refit_with_valid", False):
+        return bundle
+    from features.tables import build_feature_tables
+    from recsys.data.sequences import encode
+
+    enc = encode(ds)
+    train = leave_one_out(enc).train
+    sources = refit_sources(bundle.retriever.sources, ds, train)
+    ranking = bundle.ranking
+    if ranking is not None:
+        features = TableFeatures(build_feature_tables(ds, enc, train), enc)
+        ranking = replace(ranking, features=features)
+    return replace(bundle, retriever=Retriever(sources, bundle.retriever.config), ranking=ranking)

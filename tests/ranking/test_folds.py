@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,22 @@ def test_sasrec_refits_for_the_epochs_its_early_stopping_chose() -> None:
     model.best_epoch_ = 7  # what fit records when epoch 7 validated best
     assert model.refit_config() == SASRecConfig(epochs=7, patience=3)
     assert CovisitModel().refit_config() == CovisitModel().config  # nothing to fix
+
+
+def test_the_validation_view_of_a_refitted_bundle_never_saw_the_validation_items(
+    tmp_path: Path,
+) -> None:
+    from recsys.artifacts import TrainConfig, load_bundle, train_bundle
+    from recsys.ranking.folds import validation_view
+
+    ds = _shop()
+    index = encode(ds).item_index()
+    config = TrainConfig(sources=("popular", "covisit"), ranking=None)
+    refitted = load_bundle(train_bundle(ds, tmp_path / "refit", config))
+    view = validation_view(ds, refitted)
+    covisit = view.retriever.sources[1].model
+    assert isinstance(covisit, CovisitModel) and covisit.matrix_ is not None
+    assert covisit.matrix_[index["b"], index["y"]] == 0  # what tune-llm chooses its weight on
+    plain_config = replace(config, refit_with_valid=False)
+    plain = load_bundle(train_bundle(ds, tmp_path / "plain", plain_config))
+    assert validation_view(ds, plain) is plain
