@@ -118,12 +118,17 @@ class Bundle:
     def user_index(self) -> dict[str, int]:
         return {str(u): i for i, u in enumerate(self.user_ids)}
 
+    @property
+    def refitted(self) -> bool:
+        """Whether the served sources were refitted with the validation items (bundles
+        written before the refit existed serve the training-split fit)."""
+        return bool(self.manifest["config"].get("refit_with_valid", False))
+
     def fitted_on(self) -> Sequences:
         """What the served sources and online features were fitted on: each user's items
         without the test target (refit_with_valid), or the training split of older bundles."""
         split = leave_one_out(EncodedDataset(self.user_ids, self.item_ids, self.sequences))
-        refit = self.manifest["config"].get("refit_with_valid", False)
-        return split.train_and_valid if refit else split.train
+        return split.train_and_valid if self.refitted else split.train
 
 
 def package_versions() -> dict[str, str]:
@@ -289,8 +294,7 @@ def attach_ranking(
     split = leave_one_out(enc)
     manifest = bundle.manifest
     retriever, served = bundle.retriever, None
-    # bundles written before the refit existed serve the training-split fit
-    was_refit = bool(manifest["config"].get("refit_with_valid", False))
+    was_refit = bundle.refitted
     if was_refit:
         # the served sources know the validation targets: the rankers need ones that do not
         fold0 = refit_sources(retriever.sources, ds, split.train, progress)

@@ -47,7 +47,7 @@ def evaluate_bundle(
             f"{bundle.manifest['dataset']['name']!r} (fingerprint {trained_on[:12]}), "
             f"not on {ds.name!r} (fingerprint {fingerprint[:12]})"
         )
-    if which == "valid" and bundle.manifest["config"].get("refit_with_valid", False):
+    if which == "valid" and bundle.refitted:
         raise BundleError(
             f"bundle {bundle.version}: its sources were refitted with the validation targets "
             "(refit_with_valid), so only 'test' judges them; valid splits for it: ['test']"

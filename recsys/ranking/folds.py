@@ -26,7 +26,7 @@ from recsys.data.sequences import EncodedDataset, Sequences
 from recsys.data.split import EvalSet, leave_one_out
 from recsys.ranking.features import FrameSpec, TableFeatures
 from recsys.ranking.frame import RankingFrame
-from recsys.ranking.train import RankerTrainConfig, training_frame
+from recsys.ranking.train import RankerTrainConfig, subset, training_frame
 from recsys.retrieval.retriever import Retriever
 from recsys.retrieval.sources import CandidateSource, index_for
 
@@ -66,8 +66,18 @@ def refit_sources(
 
 def restrict(eval_set: EvalSet, users: np.ndarray) -> EvalSet:
     """The part of ``eval_set`` whose users are among ``users``."""
-    rows = np.flatnonzero(np.isin(eval_set.users, users))
-    return EvalSet(eval_set.users[rows], eval_set.history.select(rows), eval_set.targets[rows])
+    return subset(eval_set, np.flatnonzero(np.isin(eval_set.users, users)))
+
+
+def refitted(
+    retriever: Retriever, ds: Dataset, enc: EncodedDataset, train: Sequences, progress: bool = False
+) -> tuple[Retriever, TableFeatures]:
+    """``retriever``'s sources refitted on ``train`` (merged alike) and features built from it."""
+    from features.tables import build_feature_tables
+
+    sources = refit_sources(retriever.sources, ds, train, progress)
+    features = TableFeatures(build_feature_tables(ds, enc, train), enc)
+    return Retriever(sources, retriever.config), features
 
 
 def earlier_frame(
@@ -82,13 +92,9 @@ def earlier_frame(
 ) -> RankingFrame:
     """Labelled rows of fold ``k`` for those of ``users`` (user indexes) it has a target for:
     sources merged as ``retriever`` merges them, features from the fold's own tables."""
-    from features.tables import build_feature_tables
-
     enc_k = earlier(enc, k)
     split_k = leave_one_out(enc_k)
-    sources_k = refit_sources(retriever.sources, ds, split_k.train, progress)
-    retriever_k = Retriever(sources_k, retriever.config)
-    features_k = TableFeatures(build_feature_tables(ds, enc_k, split_k.train), enc_k)
+    retriever_k, features_k = refitted(retriever, ds, enc_k, split_k.train, progress)
     fold_set = restrict(split_k.valid, users)
     return training_frame(retriever_k, fold_set, enc_k, features_k, spec, config, progress)
 
@@ -97,16 +103,13 @@ def validation_view(ds: Dataset, bundle: Bundle) -> Bundle:
     """``bundle`` as its rankers and served order were chosen: sources and features fitted on
     the training split. A refitted bundle's own know every validation target, so anything else
     chosen on validation users (an LLM blend weight) would be flattered by them."""
-    if not bundle.manifest["config"].get("refit_with_valid", False):
+    if not bundle.refitted:
         return bundle
-    from features.tables import build_feature_tables
     from recsys.data.sequences import encode
 
     enc = encode(ds)
-    train = leave_one_out(enc).train
-    sources = refit_sources(bundle.retriever.sources, ds, train)
+    retriever, features = refitted(bundle.retriever, ds, enc, leave_one_out(enc).train)
     ranking = bundle.ranking
     if ranking is not None:
-        features = TableFeatures(build_feature_tables(ds, enc, train), enc)
         ranking = replace(ranking, features=features)
-    return replace(bundle, retriever=Retriever(sources, bundle.retriever.config), ranking=ranking)
+    return replace(bundle, retriever=retriever, ranking=ranking)
