@@ -4,10 +4,12 @@
                                  [--seeds 0 1 2] [--diagnose]
 
 For each dataset and seed: a retrieval-only bundle (trained with that seed where
-``<bundles>/<dataset>-s<seed>`` has none), rankers attached (`recsys train --rank-only`: trained
-on part of the validation users and ``--folds`` earlier time folds, the served order chosen on
-the other validation users against the merged fusion), the served sources then refitted with
-the validation items (``--no-refit``: not), and everything evaluated on the test targets.
+``<bundles>/<dataset>-s<seed>`` has none), rankers attached (`recsys train --rank-only`: the
+merge's fill and quota share chosen by candidate recall on part of the validation users
+(``--no-tune-fill``: not), rankers trained on those users and ``--folds`` earlier time folds,
+the served order chosen on the other validation users against the merged fusion), the served
+sources then refitted with the validation items (``--no-refit``: not), and everything
+evaluated on the test targets.
 Reports mean ± std over the seeds and the validation figures the order was chosen on; nothing
 here is chosen on test. ``--diagnose`` adds, per seed, the held-out validation users seen with
 their validation and their test target by the training-split fit (recsys.ranking.diagnose).
@@ -120,6 +122,13 @@ def main() -> None:
         help="refit the served sources with the validation items once the order is chosen "
         "(TrainConfig.refit_with_valid); a bundle refitted once stays so",
     )
+    parser.add_argument(
+        "--tune-fill",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="choose the merge's fill and quota share on the rankers' validation users "
+        "(recsys.retrieval.tune); --no-tune-fill keeps the hand-set quotas and the RRF fill",
+    )
     parser.add_argument("--bundles", type=Path, default=ROOT / "var" / "bench" / "ranking")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -134,7 +143,9 @@ def main() -> None:
         per_seed, seeds_detail = [], []
         for seed in args.seeds:
             path = bundle_for(name, ds, seed, args.bundles)
-            config = RankerTrainConfig(rankers=tuple(args.rankers), seed=seed, folds=args.folds)
+            config = RankerTrainConfig(
+                rankers=tuple(args.rankers), seed=seed, folds=args.folds, tune_fill=args.tune_fill
+            )
             started = time.perf_counter()
             attach_ranking(ds, path, config, progress=True, refit=args.refit)
             attach_seconds = round(time.perf_counter() - started, 1)
@@ -148,6 +159,7 @@ def main() -> None:
                 "validation": section["order"]["validation_ndcg@10"],
                 "validation_users": section["order"]["validation_users"],
                 "training_rows": section["rows"],
+                "merge_fill": section.get("fill_tuning"),
                 "attach_seconds": attach_seconds,
                 "test_ndcg@10": {n: m["ndcg@10"] for n, m in per_seed[-1].items()},
             }

@@ -153,6 +153,30 @@ class CovisitModel(CandidateModel):
             ids[row], scores[row] = got[0][0], got[1][0]
         return ids, scores
 
+    def link_weights(self, histories: Sequences, ids: np.ndarray, k: int) -> np.ndarray:
+        """(B, N, k) the co-visitation weight from each history's j-th latest item (j = 0 the
+        latest) to each of ``ids`` (B, N; -1 = empty slot), 0 where none links them: the
+        per-item parts :meth:`score` sums with recency weights, for a ranker to weigh itself."""
+        if self.matrix_ is None:
+            raise RuntimeError("covisit is not fitted; call fit() first")
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((*ids.shape, k), dtype=np.float32)
+        m = self.matrix_
+        if not m.has_sorted_indices:
+            m.sort_indices()
+        for b in range(histories.n_users):
+            recent = histories.user(b)[::-1][:k]  # latest first
+            cand = ids[b]  # (N,)
+            for j, item in enumerate(recent):
+                lo, hi = m.indptr[item], m.indptr[item + 1]
+                cols = m.indices[lo:hi]  # the row's linked items, sorted
+                if not len(cols):
+                    continue
+                at = np.minimum(np.searchsorted(cols, cand), len(cols) - 1)  # (N,)
+                found = (cols[at] == cand) & (cand >= 0)
+                out[b, :, j] = np.where(found, m.data[lo:hi][at], 0.0)
+        return out
+
     def strongest_links(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) for each of ``items``, the item of one user's ``history`` (oldest first) that
         adds most to its score, weighted as in :meth:`score`; -1 where none co-visits it."""

@@ -213,6 +213,8 @@ def train_bundle(
         ranking_section, _ = train_ranking(
             ds, enc, split, retriever, path, config.ranking, progress, served=served
         )
+        tuned = RetrievalConfig(**_retrieval_args(ranking_section["retrieval"]))
+        config = replace(config, retrieval=tuned)  # the merge the rankers learned from serves
     refit_seconds = None
     if config.refit_with_valid:
         refit_started = time.perf_counter()
@@ -302,6 +304,7 @@ def attach_ranking(
     elif refit:
         served = split.train_and_valid
     section, _ = train_ranking(ds, enc, split, retriever, root, config, progress, served=served)
+    manifest["config"]["retrieval"] = section["retrieval"]
     if refit and not was_refit:
         refit_started = time.perf_counter()
         sources = refit_sources(retriever.sources, ds, split.train_and_valid, progress)
@@ -394,7 +397,7 @@ def _guarded(online: Any, features: FeatureStoreConfig | None) -> Any:
 
 
 def _retrieval_args(doc: dict[str, Any]) -> dict[str, Any]:
-    pairs = ("quotas", "fusion_weights")
+    pairs = ("quotas", "fusion_weights", "fill_weights")
     return {**doc, **{key: tuple(tuple(q) for q in doc.get(key, ())) for key in pairs}}
 
 

@@ -59,6 +59,14 @@ def train(
             "which `recsys evaluate --split valid` can judge).",
         ),
     ] = True,
+    tune_fill: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the merge's fill (RRF or per-source log-rank weights) and the quotas' "
+            "share of the list by candidate recall on the rankers' validation users "
+            "(--no-tune-fill: keep the hand-set quotas and the RRF fill).",
+        ),
+    ] = True,
     dlrm_workers: Annotated[
         int,
         typer.Option(
@@ -85,6 +93,7 @@ def train(
                 seed=seed,
                 options={"dlrm": {"workers": dlrm_workers}} if dlrm_workers > 1 else {},
                 folds=RankerTrainConfig().folds if folds is None else folds,
+                tune_fill=tune_fill,
             )
         )
         if rank_only:
@@ -126,4 +135,7 @@ def _summary(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
         if order:  # what serves: merged, a ranker or a blend, chosen on held-out validation users
             summary["served_order"] = order["chosen"]
             summary["order_validation_ndcg@10"] = order["validation_ndcg@10"]
+        tuning = manifest["ranking"].get("fill_tuning")
+        if tuning:  # the merge chosen on validation users (recsys.retrieval.tune)
+            summary["merge_fill"] = tuning["chosen"]
     return summary

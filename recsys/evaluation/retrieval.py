@@ -75,7 +75,7 @@ def evaluate_bundle(
         lists, _ = retriever.source_lists(history, depth)
         for name, lst in lists.items():
             _accumulate(sums[name], candidate_recall(lst.ids, targets, ns))
-        merged = retriever.merge(lists)
+        merged = retriever.merge(lists, history)
         _accumulate(sums["merged"], list_metrics(merged.ids, targets, ks, ns))
         if ranking is not None:
             user_ids = [str(u) for u in bundle.user_ids[eval_set.users[rows]]]

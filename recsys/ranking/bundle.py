@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from recsys.data.contract import Dataset
 from recsys.data.sequences import EncodedDataset, Sequences
 from recsys.data.split import LeaveOneOut
 from recsys.ranking.choose import choose_order, validation_ndcg
-from recsys.ranking.features import FeatureSource, FrameSpec, TableFeatures
+from recsys.ranking.features import LEGACY_CONTEXT, FeatureSource, FrameSpec, TableFeatures
 from recsys.ranking.folds import earlier_frame
 from recsys.ranking.frame import select_groups
 from recsys.ranking.ranker import Ranker
@@ -39,6 +39,7 @@ from recsys.ranking.train import (
     training_frame,
 )
 from recsys.retrieval.retriever import Retriever
+from recsys.retrieval.tune import FillTuneConfig, tune_fill
 
 if TYPE_CHECKING:
     from features.store import FeatureStoreConfig
@@ -92,6 +93,12 @@ def train_ranking(
     fit_set, select_set = split_users(split.valid, config.select_share, config.seed)
     if config.select_max_users is not None and len(select_set) > config.select_max_users:
         select_set = subset(select_set, np.arange(config.select_max_users))
+    # The merge's fill and quota share, chosen on the rankers' users: the rankers then learn
+    # from the candidates that will serve, and the order is chosen on others.
+    tuning = None
+    if config.tune_fill:
+        tuned, tuning = tune_fill(retriever, fit_set, FillTuneConfig(seed=config.seed))
+        retriever = Retriever(retriever.sources, tuned)
     # the folds share the user and row budgets, so a large dataset trains on as many rows as
     # without them (from more recent and older targets alike) and a small one on more
     n_folds = config.folds + 1
@@ -145,9 +152,15 @@ def train_ranking(
         "rankers": {name: report[name] for name in models},
         "default": default,
         "order": order,
-        "spec": {"sources": list(spec.sources), "cardinality": list(spec.cardinality)},
+        "spec": {
+            "sources": list(spec.sources),
+            "cardinality": list(spec.cardinality),
+            "context": list(spec.context),
+        },
         "rows": report["rows"],
         "config": report["config"],
+        "retrieval": asdict(retriever.config),  # what the rankers learned from; it serves
+        "fill_tuning": tuning,
         "features": {
             "repo": FEATURE_REPO,
             "version": feature_version,
@@ -176,7 +189,12 @@ def load_ranking(
     from models.ranker_registry import RANKERS, missing
     from models.ranker_runtime import open_scorer
 
-    spec = FrameSpec(tuple(section["spec"]["sources"]), tuple(section["spec"]["cardinality"]))
+    saved = section["spec"]
+    spec = FrameSpec(
+        tuple(saved["sources"]),
+        tuple(saved["cardinality"]),
+        tuple(saved.get("context", LEGACY_CONTEXT)),  # bundles from before it was recorded
+    )
     rankers: dict[str, Ranker] = {}
     skipped: dict[str, str] = {}
     for name, entry in section["rankers"].items():

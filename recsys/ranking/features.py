@@ -33,7 +33,20 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "last_cat",  # 1 if the latest history item shares the leaf category
     "last_brand",  # 1 if it shares the brand
     "price_ratio",  # candidate price / median price of the history; NaN when unknown
+    # 1 / (1 + items since the history's latest item in the candidate's leaf category), 0 when
+    # none is: how recently the user was in that part of the catalog, not only how often
+    "cat_recency",
+    "brand_recency",  # the same for the brand
+    # co-visitation weight from the latest, second and third latest history item to the
+    # candidate (CandidateBatch.links; 0 without a co-visitation source): which recent item a
+    # candidate follows, which the co-visitation score's fixed recency weights blur
+    "link_1",
+    "link_2",
+    "link_3",
 )
+# Rankers trained before the recency columns were added read only these (their spec has no
+# "context" entry).
+LEGACY_CONTEXT: tuple[str, ...] = CONTEXT_FEATURES[:10]
 # Sparse columns: the item index + 1 (0 = padding), then one per stored code feature.
 SPARSE_NAMES: tuple[str, ...] = ("item", "category", "category_top", "brand")
 CODE_COLUMNS: tuple[str, ...] = ("category_code", "category_top_code", "brand_code")
@@ -76,12 +89,18 @@ class FrameSpec:
 
     sources: tuple[str, ...]
     cardinality: tuple[int, ...]  # per SPARSE column, fixed at training
+    context: tuple[str, ...] = CONTEXT_FEATURES  # the request-time columns it was trained on
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.context if c not in CONTEXT_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown context feature(s) {unknown}; valid: {CONTEXT_FEATURES}")
 
     @property
     def dense_names(self) -> tuple[str, ...]:
         per_source = tuple(f"{kind}_{s}" for s in self.sources for kind in ("rr", "score"))
         user = tuple(f"user_{n}" for n in USER_FEATURES)
-        return (*per_source, *CONTEXT_FEATURES, *ITEM_FEATURES, *user)
+        return (*per_source, *self.context, *ITEM_FEATURES, *user)
 
     @property
     def sparse_names(self) -> tuple[str, ...]:
@@ -150,14 +169,22 @@ def build_frame(
     user_feats = features.users(list(user_ids))[b_idx]  # (R, F_user)
     ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
     scores = batch.source_scores[b_idx, slot]  # (R, S)
-    n_src, n_ctx = 2 * len(spec.sources), len(CONTEXT_FEATURES)
+    n_src, n_ctx = 2 * len(spec.sources), len(spec.context)
     # one (R, D) block, written in place: per-source | context | item | user columns
     dense = np.empty((len(items), len(spec.dense_names)), np.float32)
     per_source = dense[:, :n_src]
     per_source[:, 0::2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
     per_source[:, 1::2] = scores
-    context = dense[:, n_src : n_src + n_ctx]
+    full = spec.context == CONTEXT_FEATURES
+    # every context column, in CONTEXT_FEATURES order; a legacy spec copies its subset
+    context = (
+        dense[:, n_src : n_src + n_ctx]
+        if full
+        else np.empty((len(items), len(CONTEXT_FEATURES)), np.float32)
+    )
     context[:, 3:] = 0.0
+    if batch.links is not None:
+        context[:, 12:15] = batch.links[b_idx, slot, :3]
     context[:, 0] = batch.fused[b_idx, slot]
     context[:, 1] = slot / max(n_slots, 1)
     context[:, 2] = (ranks > 0).sum(axis=1)
@@ -182,13 +209,23 @@ def build_frame(
             card = spec.cardinality[j + 1]
             own = cand_codes[lo:hi, j]
             context[lo:hi, out] = _share(np.minimum(hist_codes[:, j], card - 1), own, card)
-            if out in (4, 6):
+            if out in (4, 6):  # leaf category, brand: the latest item's, and how long ago
                 last = hist_codes[-1, j]
                 context[lo:hi, 7 if out == 4 else 8] = (own == last) & (last > 0)
+                codes = np.minimum(hist_codes[:, j], card - 1)
+                latest = np.full(card, -1, dtype=np.int64)
+                np.maximum.at(latest, codes, np.arange(len(hist)))
+                pos = latest[np.minimum(own, card - 1)]
+                seen = (pos >= 0) & (own > 0)
+                recency = np.where(seen, 1.0 / (len(hist) - pos), 0.0)
+                context[lo:hi, 10 if out == 4 else 11] = recency
         hist_price = hist_feats[:, _COL["price"]]
         known = hist_price[np.isfinite(hist_price)]
         band = float(_median(known)) if len(known) else 0.0
         context[lo:hi, 9] = price[lo:hi] / band if band > 0 else np.nan
+    if not full:
+        picked = [CONTEXT_FEATURES.index(c) for c in spec.context]
+        dense[:, n_src : n_src + n_ctx] = context[:, picked]
 
     sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
     sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)

@@ -61,6 +61,9 @@ class RankerTrainConfig:
     select_max_users: int | None = 10_000
     blends: tuple[float, ...] = DEFAULT_BLENDS  # merged-order weights tried in the blend
     z: float = 1.0  # standard errors a ranker must beat the fusion by (recsys.ranking.choose)
+    # Choose the merge's fill and quota share on the rankers' validation users before their
+    # rows are built (recsys.retrieval.tune); the bundle then serves that merge.
+    tune_fill: bool = True
     # ranker name -> fields of its own config, e.g. {"dlrm": {"workers": 2}} trains the DLRM
     # under torchrun on two workers, {"lightgbm": {"n_estimators": 100}}
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from recsys.data.sequences import Sequences
 from recsys.retrieval.merge import CandidateBatch, SourceLists, merge
 from recsys.retrieval.retriever import Retriever, history_of
 
 
 def given_candidates(
-    retriever: Retriever, lists: Mapping[str, SourceLists], given: np.ndarray
+    retriever: Retriever, lists: Mapping[str, SourceLists], given: np.ndarray, history: Sequences
 ) -> CandidateBatch:
-    """A (1, len(given)) batch of the distinct item indexes ``given``, merge-ordered."""
+    """A (1, len(given)) batch of the distinct item indexes ``given``, merge-ordered, with the
+    co-visitation links from ``history`` that the rankers read."""
     cfg = retriever.config
     heads = {}
     for name, lst in lists.items():
@@ -39,7 +41,8 @@ def given_candidates(
     rest = given[~np.isin(given, found.ids[0, :n_found])]
     ids = found.ids.copy()
     ids[0, n_found : n_found + len(rest)] = rest
-    return CandidateBatch(found.sources, ids, found.fused, found.source_scores, found.source_ranks)
+    batch = CandidateBatch(found.sources, ids, found.fused, found.source_scores, found.source_ranks)
+    return retriever.with_links(batch, history)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class GivenCandidatesStage:
         history = history_of(state["history"], self.n_items)
         lists, timings = self.retriever.source_lists(history)
         started = time.perf_counter()
-        batch = given_candidates(self.retriever, lists, np.asarray(state["given"], np.int64))
+        given = np.asarray(state["given"], np.int64)
+        batch = given_candidates(self.retriever, lists, given, history)
         timings["merge"] = (time.perf_counter() - started) * 1000.0
         return {"candidates": batch, "source_timings": timings}

@@ -1,7 +1,10 @@
 """Merge per-source candidate lists into one, with per-source quotas and de-duplication.
 
 Each source guarantees its best ``quota`` items a place; the remaining slots go to the items
-with the best fused rank across sources. The merged list is ordered by weighted reciprocal-rank
+with the best fused rank across sources, or, where ``fill`` weights are given (chosen on
+validation users by ``recsys.retrieval.tune``), to the items with the best weighted log-rank
+score: a geometric mean of the ranks, which favours items several sources rank fairly high over
+one source's head more than RRF does. The merged list is ordered by weighted reciprocal-rank
 fusion (RRF), so an item several sources agree on rises, and every candidate keeps the rank and
 score it had in each source that found it: the ranker uses those as features.
 """
@@ -32,6 +35,9 @@ class CandidateBatch:
     fused: (B, N) the RRF score that orders them.
     source_scores: (B, N, S) each source's score for the candidate, NaN where it did not find it.
     source_ranks: (B, N, S) 1-based rank in each source's list, 0 where it did not find it.
+    links: (B, N, K) co-visitation weight from each of the request's K latest items (latest
+        first) to the candidate; None where no co-visitation source gave them
+        (``Retriever.with_links``).
     """
 
     sources: tuple[str, ...]
@@ -39,6 +45,7 @@ class CandidateBatch:
     fused: np.ndarray
     source_scores: np.ndarray
     source_ranks: np.ndarray
+    links: np.ndarray | None = None
 
     def rows(self, start: int, stop: int) -> CandidateBatch:
         """Requests ``start:stop`` of this batch (views, no copy)."""
@@ -48,6 +55,7 @@ class CandidateBatch:
             self.fused[start:stop],
             self.source_scores[start:stop],
             self.source_ranks[start:stop],
+            None if self.links is None else self.links[start:stop],
         )
 
     @classmethod
@@ -55,11 +63,13 @@ class CandidateBatch:
         """The requests of ``batches`` as one batch; they must share sources and width."""
         first = batches[0]
         bad = [b.ids.shape[1:] for b in batches if b.sources != first.sources
-               or b.ids.shape[1:] != first.ids.shape[1:]]  # fmt: skip
+               or b.ids.shape[1:] != first.ids.shape[1:]
+               or (b.links is None) != (first.links is None)]  # fmt: skip
         if bad:
             raise ValueError(
                 f"cannot stack candidate batches of widths {bad} with {first.ids.shape[1:]} "
-                f"from sources {list(first.sources)}: each needs the same sources and width"
+                f"from sources {list(first.sources)}: each needs the same sources and width "
+                "(and co-visitation links in all or none)"
             )
         return cls(
             first.sources,
@@ -67,6 +77,7 @@ class CandidateBatch:
             np.concatenate([b.fused for b in batches]),
             np.concatenate([b.source_scores for b in batches]),
             np.concatenate([b.source_ranks for b in batches]),
+            None if first.links is None else np.concatenate([b.links for b in batches]),
         )
 
     def found_by(self, row: int, slot: int) -> list[str]:
@@ -95,10 +106,16 @@ def merge(
     total: int,
     order: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,
+    fill: Mapping[str, float] | None = None,
+    guaranteed: int | None = None,
 ) -> CandidateBatch:
     """Quota-guaranteed, RRF-ordered, de-duplicated union of the sources' lists.
 
     ``weights`` scale each source's reciprocal ranks in the fused order (default: the quotas).
+    ``fill`` (default: none, the fused order fills) weights each source's log-rank in the score
+    that picks the candidates beyond the quotas: ``-sum_s fill_s * log(rank_s)``, a source that
+    did not list the item counting as rank ``2 * depth``. The order stays the fused one.
+    ``guaranteed`` (default ``total``) is how many slots the quotas split; the rest is filled.
     """
     names = tuple(order or lists)
     missing = [n for n in names if n not in quotas]
@@ -107,7 +124,10 @@ def merge(
     if not names:
         raise ValueError("merge needs at least one source")
     batch = next(iter(lists.values())).ids.shape[0]
-    sizes = quota_sizes({n: quotas[n] for n in names}, total)
+    share = total if guaranteed is None else guaranteed
+    if not 0 <= share <= total:
+        raise ValueError(f"guaranteed must be in [0, total={total}], got {share}")
+    sizes = quota_sizes({n: quotas[n] for n in names}, share) if share else dict.fromkeys(names, 0)
     fusion = weights or quotas
     w = np.array([fusion.get(n, 0.0) for n in names], dtype=np.float64)
     ids = np.full((batch, total), -1, dtype=np.int64)
@@ -115,6 +135,7 @@ def merge(
     src_scores = np.full((batch, total, len(names)), np.nan, dtype=np.float32)
     src_ranks = np.zeros((batch, total, len(names)), dtype=np.int32)
     quota = np.array([sizes[n] for n in names])
+    fill_w = None if fill is None else np.array([fill.get(n, 0.0) for n in names], np.float64)
     # the same for every request: which source and rank each entry of a row's lists holds
     widths = [lists[name].ids.shape[1] for name in names]
     all_src = np.repeat(np.arange(len(names)), widths)  # (S*M,)
@@ -159,7 +180,8 @@ def merge(
         by_rrf = np.argsort(-rrf, kind="stable")
         short = total - int(chosen.sum())
         if short > 0:
-            chosen[by_rrf[~chosen[by_rrf]][:short]] = True
+            by_fill = by_rrf if fill_w is None else _by_log_rank(ranks, fill_w, widths)
+            chosen[by_fill[~chosen[by_fill]][:short]] = True
         picked = by_rrf[chosen[by_rrf]][:total]
         n = len(picked)
         ids[row, :n] = items[picked]
@@ -167,3 +189,13 @@ def merge(
         src_ranks[row, :n] = ranks[:, picked].T
         src_scores[row, :n] = scores[:, picked].T
     return CandidateBatch(names, ids, fused, src_scores, src_ranks)
+
+
+def _by_log_rank(ranks: np.ndarray, weights: np.ndarray, widths: Sequence[int]) -> np.ndarray:
+    """Candidates by ``-sum_s w_s log(rank_s)`` (unlisted: rank 2 * the list's width), best
+    first; ties keep the lower id first. ``ranks`` (S, C) as in ``merge``."""
+    cost = np.zeros(ranks.shape[1], dtype=np.float64)  # (C,)
+    for s, rank_s in enumerate(ranks):
+        if weights[s]:
+            cost += weights[s] * np.log(np.where(rank_s > 0, rank_s, 2 * widths[s]))
+    return np.argsort(cost, kind="stable")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ DEFAULT_QUOTAS: dict[str, float] = {
     "text": 0.10,
     "popular": 0.10,
 }
+LINKS = 3  # latest history items whose co-visitation with each candidate the rankers see
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ class RetrievalConfig:
     # How much each source's ranks count in the merged order; `recsys train` sets them to the
     # sources' validation NDCG@10. Empty = the quotas.
     fusion_weights: tuple[tuple[str, float], ...] = ()
+    # Share of `total` the quotas guarantee to each source's own head; the rest goes to the
+    # fill. Fill weights (per source, log-rank; empty = the fused order fills): both chosen on
+    # validation users at training (recsys.retrieval.tune), per dataset.
+    quota_share: float = 1.0
+    fill_weights: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.quota_share <= 1.0:
+            raise ValueError(f"quota_share must be in [0, 1], got {self.quota_share}")
+        bad = {name: w for name, w in self.fill_weights if w < 0}
+        if bad:
+            raise ValueError(f"fill weights must be non-negative, got {bad}")
 
     def quota_map(self, sources: Sequence[str]) -> dict[str, float]:
         given = dict(self.quotas)
@@ -77,18 +90,35 @@ class Retriever:
             timings[source.name] = (time.perf_counter() - started) * 1000.0
         return lists, timings
 
-    def merge(self, lists: Mapping[str, SourceLists]) -> CandidateBatch:
-        """The merged list from the sources' own lists (each read ``config.depth`` deep)."""
+    def merge(
+        self, lists: Mapping[str, SourceLists], histories: Sequences | None = None
+    ) -> CandidateBatch:
+        """The merged list from the sources' own lists (each read ``config.depth`` deep), with
+        co-visitation links for the rankers when the ``histories`` they came from are given."""
         cfg = self.config
         heads = {n: SourceLists(s.ids[:, : cfg.depth], s.scores[:, : cfg.depth])
                  for n, s in lists.items()}  # fmt: skip
         weights = dict(cfg.fusion_weights) or None
-        return merge(heads, cfg.quota_map(self.names), cfg.total, self.names, weights)
+        fill = dict(cfg.fill_weights) or None
+        guaranteed = round(cfg.total * cfg.quota_share)
+        batch = merge(
+            heads, cfg.quota_map(self.names), cfg.total, self.names, weights, fill, guaranteed
+        )
+        return batch if histories is None else self.with_links(batch, histories)
+
+    def with_links(self, batch: CandidateBatch, histories: Sequences) -> CandidateBatch:
+        """``batch`` with its co-visitation links (``CandidateBatch.links``) from the first
+        source that gives them; unchanged where none does."""
+        for source in self.sources:
+            link_weights = getattr(source.model, "link_weights", None)
+            if link_weights is not None:
+                return replace(batch, links=link_weights(histories, batch.ids, LINKS))
+        return batch
 
     def retrieve(self, histories: Sequences) -> tuple[CandidateBatch, dict[str, float]]:
         lists, timings = self.source_lists(histories)
         started = time.perf_counter()
-        merged = self.merge(lists)
+        merged = self.merge(lists, histories)
         timings["merge"] = (time.perf_counter() - started) * 1000.0
         return merged, timings
 

@@ -46,6 +46,28 @@ def test_short_lists_pad_and_cold_rows_stay_empty() -> None:
     assert (out.ids[1] == -1).all()
 
 
+def test_the_log_rank_fill_prefers_an_item_both_sources_rank_fairly_high() -> None:
+    # item 100 heads a, item 300 heads b, item 200 is 20th in both (lists 50 deep)
+    a = [100, *range(1, 19), 200, *range(19, 50)]
+    b = [300, *range(51, 69), 200, *range(69, 100)]
+    srcs = {"a": lists(a), "b": lists(b)}
+    assert a.index(200) == b.index(200) == 19
+    quotas = {"a": 1.0, "b": 1.0}
+    # RRF: 2/(60+20) for 200 beats 1/(60+1); log-rank: 2 log 20 loses to log 1 + log 100
+    rrf = merge(srcs, quotas, total=1, guaranteed=0)
+    logrank = merge(srcs, quotas, total=1, guaranteed=0, fill={"a": 1.0, "b": 1.0})
+    assert rrf.ids[0].tolist() == [200] and logrank.ids[0].tolist() == [100]
+    # the fill picks (a's second item, log 2 + log 100, still beats 2 log 20), RRF orders
+    three = merge(srcs, quotas, total=3, guaranteed=0, fill={"a": 1.0, "b": 1.0})
+    assert three.ids[0].tolist() == [100, 300, 1]
+    assert (np.diff(three.fused[0]) <= 0).all()
+    # a zero weight ignores that source's ranks
+    only_b = merge(srcs, quotas, total=1, guaranteed=0, fill={"a": 0.0, "b": 1.0})
+    assert only_b.ids[0].tolist() == [300]
+    with pytest.raises(ValueError, match=r"guaranteed must be in \[0, total=1\], got 2"):
+        merge(srcs, quotas, total=1, guaranteed=2)
+
+
 def test_merge_rejects_missing_quota() -> None:
     with pytest.raises(ValueError, match=r"no quota for source\(s\) \['b'\]"):
         merge({"a": lists([1]), "b": lists([2])}, {"a": 1.0}, total=2)
