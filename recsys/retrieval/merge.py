@@ -180,8 +180,10 @@ def merge(
         by_rrf = np.argsort(-rrf, kind="stable")
         short = total - int(chosen.sum())
         if short > 0:
-            by_fill = by_rrf if fill_w is None else _by_log_rank(ranks, fill_w, widths)
-            chosen[by_fill[~chosen[by_fill]][:short]] = True
+            if fill_w is None:
+                chosen[by_rrf[~chosen[by_rrf]][:short]] = True
+            else:
+                chosen[_best_log_rank(ranks, fill_w, widths, chosen, short)] = True
         picked = by_rrf[chosen[by_rrf]][:total]
         n = len(picked)
         ids[row, :n] = items[picked]
@@ -191,11 +193,17 @@ def merge(
     return CandidateBatch(names, ids, fused, src_scores, src_ranks)
 
 
-def _by_log_rank(ranks: np.ndarray, weights: np.ndarray, widths: Sequence[int]) -> np.ndarray:
-    """Candidates by ``-sum_s w_s log(rank_s)`` (unlisted: rank 2 * the list's width), best
-    first; ties keep the lower id first. ``ranks`` (S, C) as in ``merge``."""
-    cost = np.zeros(ranks.shape[1], dtype=np.float64)  # (C,)
+def _best_log_rank(
+    ranks: np.ndarray, weights: np.ndarray, widths: Sequence[int], taken: np.ndarray, n: int
+) -> np.ndarray:
+    """The ``n`` candidates not ``taken`` with the lowest ``sum_s w_s log(rank_s)`` (unlisted:
+    rank 2 * the list's width); ties go to the lower id. ``ranks`` (S, C) as in ``merge``."""
+    cost = np.arange(ranks.shape[1], dtype=np.float64) * 1e-9  # (C,) ties: lower id first
     for s, rank_s in enumerate(ranks):
         if weights[s]:
             cost += weights[s] * np.log(np.where(rank_s > 0, rank_s, 2 * widths[s]))
-    return np.argsort(cost, kind="stable")
+    free = np.flatnonzero(~taken)
+    if n >= len(free):
+        return free
+    # only which n, not their order, matters: a partition, not a sort
+    return free[np.argpartition(cost[free], n - 1)[:n]]
