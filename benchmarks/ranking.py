@@ -35,6 +35,7 @@ from benchmarks.retrieval import TUNED, load  # noqa: E402
 from recsys.artifacts import Bundle, TrainConfig, attach_ranking, load_bundle, train_bundle  # noqa: E402
 from recsys.data.contract import Dataset  # noqa: E402
 from recsys.evaluation.retrieval import evaluate_bundle  # noqa: E402
+from recsys.ranking.features import CONTEXT_FEATURES, DEFAULT_CONTEXT  # noqa: E402
 from recsys.ranking.train import RankerTrainConfig  # noqa: E402
 
 KEYS = ("ndcg@10", "recall@10", "ndcg@20", "recall@20", "candidate_recall@500")
@@ -129,6 +130,12 @@ def main() -> None:
         help="choose the merge's fill and quota share on the rankers' validation users "
         "(recsys.retrieval.tune); --no-tune-fill keeps the hand-set quotas and the RRF fill",
     )
+    parser.add_argument(
+        "--all-features",
+        action="store_true",
+        help="rankers also read the opt-in request-time columns (category/brand recency, "
+        "co-visitation links from the three latest items): CONTEXT_FEATURES, not the default",
+    )
     parser.add_argument("--bundles", type=Path, default=ROOT / "var" / "bench" / "ranking")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -144,7 +151,11 @@ def main() -> None:
         for seed in args.seeds:
             path = bundle_for(name, ds, seed, args.bundles)
             config = RankerTrainConfig(
-                rankers=tuple(args.rankers), seed=seed, folds=args.folds, tune_fill=args.tune_fill
+                rankers=tuple(args.rankers),
+                seed=seed,
+                folds=args.folds,
+                tune_fill=args.tune_fill,
+                context=CONTEXT_FEATURES if args.all_features else DEFAULT_CONTEXT,
             )
             started = time.perf_counter()
             attach_ranking(ds, path, config, progress=True, refit=args.refit)

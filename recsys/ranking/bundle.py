@@ -26,7 +26,7 @@ from recsys.data.contract import Dataset
 from recsys.data.sequences import EncodedDataset, Sequences
 from recsys.data.split import LeaveOneOut
 from recsys.ranking.choose import choose_order, validation_ndcg
-from recsys.ranking.features import LEGACY_CONTEXT, FeatureSource, FrameSpec, TableFeatures
+from recsys.ranking.features import DEFAULT_CONTEXT, FeatureSource, FrameSpec, TableFeatures
 from recsys.ranking.folds import earlier_frame
 from recsys.ranking.frame import select_groups
 from recsys.ranking.ranker import Ranker
@@ -86,7 +86,9 @@ def train_ranking(
     fresh = tables if served is None else build_feature_tables(ds, enc, served)
     feature_version = repo.materialize(fresh)
     features = TableFeatures(tables, enc)  # the training rows' values
-    spec = FrameSpec.fit(retriever.names, enc.n_items, features.item_matrix)
+    spec = FrameSpec.fit(retriever.names, enc.n_items, features.item_matrix, config.context)
+    # the candidates carry the co-visitation links the rows read, when training and serving
+    retriever = Retriever(retriever.sources, replace(retriever.config, links=spec.links))
     # Validation users are split: rankers learn from one part, the served order is chosen on
     # the other (by full-ranking NDCG@10, against the merged fusion), so the choice is made on
     # users no ranker has seen. Test targets are never read here.
@@ -193,7 +195,7 @@ def load_ranking(
     spec = FrameSpec(
         tuple(saved["sources"]),
         tuple(saved["cardinality"]),
-        tuple(saved.get("context", LEGACY_CONTEXT)),  # bundles from before it was recorded
+        tuple(saved.get("context", DEFAULT_CONTEXT)),  # bundles from before it was recorded
     )
     rankers: dict[str, Ranker] = {}
     skipped: dict[str, str] = {}

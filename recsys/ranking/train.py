@@ -25,7 +25,13 @@ from models.ranker_registry import RANKERS, available_rankers, check_rankers, ma
 from recsys.data.sequences import EncodedDataset
 from recsys.data.split import EvalSet
 from recsys.ranking.choose import DEFAULT_BLENDS
-from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
+from recsys.ranking.features import (
+    DEFAULT_CONTEXT,
+    FeatureSource,
+    FrameSpec,
+    build_frame,
+    check_context,
+)
 from recsys.ranking.frame import RankingFrame, select_groups
 from recsys.retrieval.retriever import Retriever
 
@@ -64,12 +70,16 @@ class RankerTrainConfig:
     # Choose the merge's fill and quota share on the rankers' validation users before their
     # rows are built (recsys.retrieval.tune); the bundle then serves that merge.
     tune_fill: bool = True
+    # Request-time columns the rankers read (recsys.ranking.features.CONTEXT_FEATURES); the
+    # recency and co-visitation link columns are opt-in (see DEFAULT_CONTEXT for why).
+    context: tuple[str, ...] = DEFAULT_CONTEXT
     # ranker name -> fields of its own config, e.g. {"dlrm": {"workers": 2}} trains the DLRM
     # under torchrun on two workers, {"lightgbm": {"n_estimators": 100}}
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_rankers(self.rankers)
+        check_context(self.context)
         if self.folds < 0:
             raise ValueError(f"folds must be >= 0 (0 = validation items only), got {self.folds}")
         if not 0.0 < self.select_share < 1.0:

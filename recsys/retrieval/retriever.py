@@ -29,7 +29,6 @@ DEFAULT_QUOTAS: dict[str, float] = {
     "text": 0.10,
     "popular": 0.10,
 }
-LINKS = 3  # latest history items whose co-visitation with each candidate the rankers see
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,9 @@ class RetrievalConfig:
     # validation users at training (recsys.retrieval.tune), per dataset.
     quota_share: float = 1.0
     fill_weights: tuple[tuple[str, float], ...] = ()
+    # Co-visitation links from this many latest history items to each candidate
+    # (CandidateBatch.links); set by training when the rankers read them, 0 = none.
+    links: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.quota_share <= 1.0:
@@ -52,6 +54,8 @@ class RetrievalConfig:
         bad = {name: w for name, w in self.fill_weights if w < 0}
         if bad:
             raise ValueError(f"fill weights must be non-negative, got {bad}")
+        if self.links < 0:
+            raise ValueError(f"links must be >= 0 (0 = none), got {self.links}")
 
     def quota_map(self, sources: Sequence[str]) -> dict[str, float]:
         given = dict(self.quotas)
@@ -107,13 +111,17 @@ class Retriever:
         return batch if histories is None else self.with_links(batch, histories)
 
     def with_links(self, batch: CandidateBatch, histories: Sequences) -> CandidateBatch:
-        """``batch`` with its co-visitation links (``CandidateBatch.links``) from the first
-        source that gives them; unchanged where none does."""
+        """``batch`` with ``config.links`` co-visitation links (``CandidateBatch.links``) from
+        the first source that gives them (zeros where none does); unchanged where none are
+        asked for."""
+        k = self.config.links
+        if not k:
+            return batch
         for source in self.sources:
             link_weights = getattr(source.model, "link_weights", None)
             if link_weights is not None:
-                return replace(batch, links=link_weights(histories, batch.ids, LINKS))
-        return batch
+                return replace(batch, links=link_weights(histories, batch.ids, k))
+        return replace(batch, links=np.zeros((*batch.ids.shape, k), dtype=np.float32))
 
     def retrieve(self, histories: Sequences) -> tuple[CandidateBatch, dict[str, float]]:
         lists, timings = self.source_lists(histories)

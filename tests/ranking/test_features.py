@@ -10,7 +10,7 @@ import pytest
 
 from features.tables import ITEM_FEATURES, USER_FEATURES
 from recsys.data.sequences import Sequences
-from recsys.ranking.features import CONTEXT_FEATURES, LEGACY_CONTEXT, FrameSpec, build_frame
+from recsys.ranking.features import CONTEXT_FEATURES, DEFAULT_CONTEXT, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame, group_ndcg
 from recsys.ranking.ranker import reorder
 from recsys.retrieval.merge import CandidateBatch
@@ -77,11 +77,17 @@ def test_rows_layout_and_request_time_features() -> None:
     assert np.isnan(frame.dense[0, col["price_ratio"]])  # item 3 has no price
     assert frame.dense[1, col["price_ratio"]] == pytest.approx(20 / 20)  # median(10, 30)
     assert (frame.dense[:, col["user_n_items"]] == 7.0).all()
-    assert len(frame.dense_names) == 4 + len(CONTEXT_FEATURES) + 24
+    assert len(frame.dense_names) == 4 + len(DEFAULT_CONTEXT) + 24
+
+
+def _all_columns(spec: FrameSpec) -> FrameSpec:
+    return FrameSpec(spec.sources, spec.cardinality, CONTEXT_FEATURES)
 
 
 def test_recency_features_count_items_since_the_category_and_brand_were_seen() -> None:
-    spec, batch, hist, stored = _setup()
+    default, batch, hist, stored = _setup()
+    spec = FrameSpec(default.sources, default.cardinality, (*DEFAULT_CONTEXT, "cat_recency",
+                                                            "brand_recency"))  # fmt: skip
     frame = build_frame(spec, batch, hist, ["u0", "u1"], stored)
     col = {n: i for i, n in enumerate(frame.dense_names)}
     # user 0 saw item 0 (cat 1, brand 1) then item 2 (cat 2, brand 1); user 1 saw item 5
@@ -91,10 +97,16 @@ def test_recency_features_count_items_since_the_category_and_brand_were_seen() -
 
 
 def test_link_columns_are_the_batch_co_visitation_links() -> None:
-    spec, batch, hist, stored = _setup()
+    default, batch, hist, stored = _setup()
+    spec = _all_columns(default)
+    assert default.links == 0 and spec.links == 3
     col = {n: i for i, n in enumerate(spec.dense_names)}
-    without = build_frame(spec, batch, hist, ["u0", "u1"], stored)
-    assert (without.dense[:, [col["link_1"], col["link_2"], col["link_3"]]] == 0).all()
+    with pytest.raises(
+        ValueError,
+        match="reads co-visitation links from 3 latest items, the "
+        r"candidates carry 0: retrieve them with RetrievalConfig\(links=3\)",
+    ):
+        build_frame(spec, batch, hist, ["u0", "u1"], stored)
     links = np.zeros((2, 3, 3), np.float32)
     links[0, 1] = [0.5, 0.25, 0.0]  # user 0's candidate item 1
     links[1, 0, 0] = 2.0  # user 1's candidate item 2, from their latest item
@@ -103,11 +115,13 @@ def test_link_columns_are_the_batch_co_visitation_links() -> None:
     assert got.tolist() == [[0.0, 0.0, 0.0], [0.5, 0.25, 0.0], [2.0, 0.0, 0.0]]
 
 
-def test_a_legacy_spec_gets_exactly_the_columns_it_was_trained_on() -> None:
+def test_a_spec_gets_exactly_the_context_columns_it_was_trained_on() -> None:
     spec, batch, hist, stored = _setup()
-    legacy = FrameSpec(spec.sources, spec.cardinality, LEGACY_CONTEXT)
-    full = build_frame(spec, batch, hist, ["u0", "u1"], stored)
-    old = build_frame(legacy, batch, hist, ["u0", "u1"], stored)
+    assert spec.context == DEFAULT_CONTEXT
+    links = np.ones((2, 3, 3), np.float32)
+    linked = dataclasses.replace(batch, links=links)
+    full = build_frame(_all_columns(spec), linked, hist, ["u0", "u1"], stored)
+    old = build_frame(spec, batch, hist, ["u0", "u1"], stored)
     assert "cat_recency" not in old.dense_names and "link_1" not in old.dense_names
     assert len(full.dense_names) - len(old.dense_names) == len(CONTEXT_FEATURES) - 10
     kept = [full.dense_names.index(n) for n in old.dense_names]

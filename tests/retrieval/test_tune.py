@@ -13,8 +13,10 @@ from recsys.data.contract import Dataset
 from recsys.data.sequences import encode
 from recsys.data.split import LeaveOneOut, leave_one_out
 from recsys.data.synth import generate
+from recsys.ranking.features import CONTEXT_FEATURES
+from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.merge import SourceLists
-from recsys.retrieval.retriever import RetrievalConfig, Retriever
+from recsys.retrieval.retriever import RetrievalConfig, Retriever, history_of
 from recsys.retrieval.tune import FillTuneConfig, learn_fill, tune_fill
 
 # a bad hand-set mix: popularity's head takes 18 of 20 slots, co-visitation (far better on the
@@ -97,9 +99,10 @@ def test_bad_settings_are_refused() -> None:
         RetrievalConfig(fill_weights=(("als", -1.0),))
 
 
-def test_a_bundle_serves_the_tuned_merge(tmp_path: Path) -> None:
+def test_a_bundle_serves_the_tuned_merge_with_the_links_its_ranker_reads(tmp_path: Path) -> None:
     shop = generate(users=600, items=150, seed=1)
-    config = TrainConfig(sources=("popular", "covisit", "als"), retrieval=BAD_MIX)
+    ranking = RankerTrainConfig(rankers=("lightgbm",), context=CONTEXT_FEATURES)
+    config = TrainConfig(sources=("popular", "covisit", "als"), retrieval=BAD_MIX, ranking=ranking)
     bundle = load_bundle(train_bundle(shop, tmp_path / "b", config))
     section = bundle.manifest["ranking"]
     assert section["fill_tuning"]["chosen"] in section["fill_tuning"]["options"]
@@ -107,3 +110,14 @@ def test_a_bundle_serves_the_tuned_merge(tmp_path: Path) -> None:
     assert bundle.manifest["config"]["retrieval"] == section["retrieval"]
     assert served.quota_share == section["retrieval"]["quota_share"]
     assert dict(served.fill_weights) == dict(section["retrieval"]["fill_weights"])
+    # the ranker reads all three links, so the served candidates carry them
+    assert served.links == 3 and section["spec"]["context"] == list(CONTEXT_FEATURES)
+    history = bundle.sequences.user(0)
+    batch, _ = bundle.retriever.retrieve(history_of(history, len(bundle.item_ids)))
+    assert batch.links is not None and batch.links.shape == (1, batch.ids.shape[1], 3)
+    assert batch.links.any(), "some candidate is co-visited with a recent item"
+    assert bundle.ranking is not None
+    ranker = bundle.ranking.rankers["lightgbm"]
+    ranked = ranker.rank(batch, history_of(history, len(bundle.item_ids)), ["u0"],
+                         bundle.ranking.features)  # fmt: skip
+    assert len(ranked.ids[0]) == batch.ids.shape[1]
