@@ -195,8 +195,9 @@ def build_frame(
     per_source = dense[:, :n_src]
     per_source[:, 0::2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
     per_source[:, 1::2] = scores
-    full = spec.context == CONTEXT_FEATURES
-    # every context column, in CONTEXT_FEATURES order; a spec that reads fewer copies its own
+    # Context columns are written in CONTEXT_FEATURES order. A spec reading a prefix of them
+    # (the default) is written in place; any other selection goes through a scratch and a copy.
+    full = spec.context == CONTEXT_FEATURES[:n_ctx]
     context = (
         dense[:, n_src : n_src + n_ctx]
         if full

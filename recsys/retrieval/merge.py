@@ -201,9 +201,15 @@ def _best_log_rank(
     cost = np.arange(ranks.shape[1], dtype=np.float64) * 1e-9  # (C,) ties: lower id first
     for s, rank_s in enumerate(ranks):
         if weights[s]:
-            cost += weights[s] * np.log(np.where(rank_s > 0, rank_s, 2 * widths[s]))
+            cost += weights[s] * log_rank(rank_s, widths[s])
     free = np.flatnonzero(~taken)
     if n >= len(free):
         return free
     # only which n, not their order, matters: a partition, not a sort
     return free[np.argpartition(cost[free], n - 1)[:n]]
+
+
+def log_rank(ranks: np.ndarray, width: int | np.ndarray) -> np.ndarray:
+    """``log(rank)`` of the log-rank fill, an unlisted item (rank 0) counting as rank
+    ``2 * width`` (its list's length): the one place that convention lives."""
+    return np.log(np.where(ranks > 0, ranks, 2 * np.asarray(width)))

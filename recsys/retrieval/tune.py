@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from recsys.data.split import EvalSet
-from recsys.retrieval.merge import SourceLists, merge
+from recsys.retrieval.merge import SourceLists, log_rank, merge
 from recsys.retrieval.retriever import RetrievalConfig, Retriever
 
 
@@ -92,8 +92,8 @@ def learn_fill(
         label = union.ids == targets[rows][:, None]  # (B, W)
         keep = ok & (label | (rng.random(ok.shape) < config.negative_share))
         ranks = union.source_ranks[keep].astype(np.float64)  # (R, S)
-        depth = np.array([2 * part[n].ids.shape[1] for n in names], dtype=np.float64)
-        features.append(np.log(np.where(ranks > 0, ranks, depth)))
+        widths = np.array([part[n].ids.shape[1] for n in names], dtype=np.float64)
+        features.append(log_rank(ranks, widths))
         labels.append(label[keep])
     x, y = np.concatenate(features), np.concatenate(labels)
     if y.all() or not y.any():
