@@ -17,6 +17,7 @@ FAISS has no GPU HNSW, so HNSW always stays on the CPU.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -96,21 +97,30 @@ class VectorIndex:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self._cpu_index(), str(path))
+        # a new file renamed over the old: a server that maps the old one (see load) keeps
+        # reading its own pages; writing in place would truncate them under it
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        faiss.write_index(self._cpu_index(), str(tmp))
+        os.replace(tmp, path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, config: IndexConfig | None = None) -> VectorIndex:
+    def load(
+        cls, path: str | Path, config: IndexConfig | None = None, mmap: bool = True
+    ) -> VectorIndex:
         """Read an index written by :meth:`save`; kind and search parameters come from the file.
 
         ``config`` only decides ``use_gpu`` and ``threads`` (its kind and sizes are ignored).
+        An exact index's vectors are memory-mapped from the file (``mmap``, the default), not
+        copied: every worker process serving the bundle reads the same pages, so the CPU cache
+        holds one copy of the catalog that each request scans instead of one per worker.
         """
         import faiss
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such index file")
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         base = config or IndexConfig()
         cfg: IndexConfig
         if isinstance(index, faiss.IndexHNSWFlat):

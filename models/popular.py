@@ -27,6 +27,8 @@ class PopularModel(CandidateModel):
     def __init__(self, config: PopularConfig | None = None) -> None:
         self.config = config or PopularConfig()
         self.counts_: np.ndarray | None = None  # (I,) float32
+        self.order_: np.ndarray | None = None  # (I,) items by count, best first
+        self.place_: np.ndarray | None = None  # (I,) each item's position in order_
         self.n_items_: int | None = None
 
     def fit(self, data: TrainingData, valid: EvalSet | None = None) -> Self:
@@ -36,6 +38,7 @@ class PopularModel(CandidateModel):
             keep = seqs.ts >= seqs.ts.max() - self.config.window
         counts = np.bincount(seqs.items[keep], minlength=data.n_items).astype(np.float32)
         self.counts_ = counts
+        self.order_ = self.place_ = None  # derived from the counts: rebuilt on use
         self.n_items_ = data.n_items
         return self
 
@@ -53,16 +56,22 @@ class PopularModel(CandidateModel):
             raise ValueError(f"n must be positive, got {n}")
         if self.counts_ is None:
             raise RuntimeError("popular is not fitted; call fit() first")
-        order = getattr(self, "order_", None)
-        if order is None:
+        order = getattr(self, "order_", None)  # bundles pickled before place_ lack it
+        place = getattr(self, "place_", None)
+        if order is None or place is None:
             order = self.order_ = np.argsort(-self.counts_, kind="stable")  # (I,)
+            place = self.place_ = np.argsort(order)  # (I,) item -> its position in order
         ids = np.full((histories.n_users, n), -1, dtype=np.int64)
         scores = np.full((histories.n_users, n), -np.inf, dtype=np.float32)
         for row in range(histories.n_users):
             seen = histories.items[histories.indptr[row] : histories.indptr[row + 1]]
             head = order[: n + len(seen)] if exclude_seen else order[:n]
             if exclude_seen and len(seen):
-                head = head[~np.isin(head, seen)]
+                # the seen items' places in the order, instead of a set test on the head
+                at = place[seen]
+                kept = np.ones(len(head), dtype=bool)
+                kept[at[at < len(head)]] = False
+                head = head[kept]
             head = head[:n]
             ids[row, : len(head)] = head
             scores[row, : len(head)] = self.counts_[head]

@@ -114,9 +114,16 @@ class DecisionStage:
             self.catalog, request.filters, self.config, ids, purchased, self.item_index
         )
         keep = why == None  # noqa: E711 (elementwise)
+        gone = ~keep
+        # Python values first: walking numpy arrays makes a numpy scalar per element
         removed = [
-            DecisionEntry(int(i), "removed", str(r), float(s))
-            for i, s, r in zip(ids[~keep], scores[~keep], why[~keep], strict=True)
+            DecisionEntry(i, "removed", str(r), s)
+            for i, s, r in zip(
+                ids[gone].tolist(),
+                scores[gone].astype(np.float64).tolist(),
+                why[gone].tolist(),
+                strict=True,
+            )
         ]
         ids, scores, slots = ids[keep], scores[keep], slots[keep]
         ids, scores, notes, slots = self._rules(ids, scores, slots)

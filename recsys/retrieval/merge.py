@@ -176,21 +176,33 @@ def merge(
             found = rank_s > 0
             rrf += np.where(found, w[s] / (RRF_K + rank_s), 0.0)
             chosen |= found & (rank_s <= quota_s)
-        # one stable sort by fused score (ties: lower id first) serves the fill and the order
-        by_rrf = np.argsort(-rrf, kind="stable")
+        # the fused order (ties: lower id first) both picks the fill and orders the list;
+        # only the picked few are sorted, not every candidate
         short = total - int(chosen.sum())
         if short > 0:
             if fill_w is None:
-                chosen[by_rrf[~chosen[by_rrf]][:short]] = True
+                chosen[_best_fused(rrf, np.flatnonzero(~chosen), short)] = True
             else:
                 chosen[_best_log_rank(ranks, fill_w, widths, chosen, short)] = True
-        picked = by_rrf[chosen[by_rrf]][:total]
+        picked = np.flatnonzero(chosen)  # (P,) ascending ids
+        picked = picked[np.argsort(-rrf[picked], kind="stable")][:total]
         n = len(picked)
         ids[row, :n] = items[picked]
         fused[row, :n] = rrf[picked]
         src_ranks[row, :n] = ranks[:, picked].T
         src_scores[row, :n] = scores[:, picked].T
     return CandidateBatch(names, ids, fused, src_scores, src_ranks)
+
+
+def _best_fused(rrf: np.ndarray, free: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` of the ``free`` candidates (ascending ids) a stable sort by fused score
+    would put first: the best scores, the lower ids among equal ones at the cut."""
+    if n >= len(free):
+        return free
+    scores = rrf[free]  # (F,)
+    cut = np.partition(scores, len(free) - n)[len(free) - n]  # the n-th best score
+    above = free[scores > cut]
+    return np.concatenate([above, free[scores == cut][: n - len(above)]])
 
 
 def _best_log_rank(

@@ -22,9 +22,16 @@ class CandidateSource:
     needs_history: bool = True
     stats: dict[str, float] = field(default_factory=dict)
 
+    _vector: tuple[Any, Any, bool] | None = field(default=None, init=False, repr=False)
+
     @property
     def is_vector(self) -> bool:
-        return self.index is not None and isinstance(self.model, VectorModel)
+        # a runtime Protocol check costs ~5 us: once per (model, index) pair, not per request
+        seen = self._vector
+        if seen is None or seen[0] is not self.model or seen[1] is not self.index:
+            vector = self.index is not None and isinstance(self.model, VectorModel)
+            seen = self._vector = (self.model, self.index, vector)
+        return seen[2]
 
     def top(self, histories: Sequences, n: int) -> SourceLists:
         """(B, n) best items per history, history excluded, -1 padded."""

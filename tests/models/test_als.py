@@ -108,6 +108,22 @@ def test_request_fold_in_matches_implicits_solver(trained, split) -> None:
     np.testing.assert_allclose(one_by_one, batched, rtol=1e-4, atol=1e-5)
 
 
+def test_short_and_long_histories_solve_the_same_normal_equations(trained) -> None:
+    # histories shorter than the factor count go through B^-1 (Woodbury), longer ones
+    # through the (F, F) system itself: both must give its solution
+    factors = trained.item_vectors().shape[1]
+    Y = trained.item_vectors().astype(np.float64)
+    base = Y.T @ Y + trained.config.regularization * np.eye(factors)
+    rng = np.random.default_rng(0)
+    for length in (1, 3, factors - 1, factors, factors + 7):
+        items = rng.choice(trained.n_items_, size=length, replace=length > trained.n_items_)
+        hist = one_user(items.tolist(), n_items=trained.n_items_)
+        conf = trained.config.alpha * trained._weights(hist, True).astype(np.float64)
+        Yu = Y[hist.items]
+        want = np.linalg.solve(base + (Yu.T * (conf - 1.0)) @ Yu, Yu.T @ conf)
+        np.testing.assert_allclose(trained.query_vectors(hist)[0], want, rtol=1e-4, atol=1e-6)
+
+
 def test_the_latest_item_steers_the_answer(trained) -> None:
     # aisle 0 holds items 0-9, aisle 5 items 50-59: a shopper who just moved to aisle 5 gets
     # aisle-5 items, though most of the history is in aisle 0

@@ -82,6 +82,23 @@ def test_save_load_round_trip(kind: str, small, tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.vectors(), vectors)
 
 
+def test_a_served_exact_index_keeps_its_vectors_when_the_file_is_written_again(
+    small, tmp_path: Path
+) -> None:
+    # an exact index is loaded memory-mapped; saving over its file replaces the file rather
+    # than writing into the pages a server is reading
+    vectors, queries = small
+    path = VectorIndex(IndexConfig(kind="exact", **ONE)).build(vectors).save(tmp_path / "a.faiss")
+    served = VectorIndex.load(path, IndexConfig(**ONE))
+    before = served.search(queries, 20)
+    VectorIndex(IndexConfig(kind="exact", **ONE)).build(vectors[::-1].copy()).save(path)
+    for a, b in zip(before, served.search(queries, 20), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(served.vectors(), vectors)
+    np.testing.assert_array_equal(VectorIndex.load(path).vectors(), vectors[::-1])
+    assert not list(tmp_path.glob(".*.tmp"))  # no scratch file left behind
+
+
 def test_load_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nope\.faiss"):
         VectorIndex.load(tmp_path / "nope.faiss")

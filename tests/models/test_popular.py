@@ -28,3 +28,21 @@ def test_recommend_matches_full_scoring() -> None:
             seen = hist.items[hist.indptr[row] : hist.indptr[row + 1]]
             assert not np.isin(fast_ids[row], seen).any()
             assert (fast_ids[row] >= 0).sum() == min(n, n_items - len(seen))
+
+
+def test_a_refit_ranks_by_the_new_counts() -> None:
+    # the order served is derived from the counts on first use: a second fit must not keep
+    # the first fit's order
+    def seqs(items: list[int]) -> Sequences:
+        n = len(items)
+        return Sequences(np.array([0, n]), np.array(items, np.int32), np.arange(n),
+                         np.zeros(n, np.int8), 5)  # fmt: skip
+
+    empty = Sequences(np.array([0, 0]), np.zeros(0, np.int32), np.zeros(0, np.int64),
+                      np.zeros(0, np.int8), 5)  # fmt: skip
+    model = PopularModel().fit(TrainingData(seqs([0, 0, 0, 1])))
+    assert model.recommend(empty, 1)[0][0, 0] == 0
+    model.fit(TrainingData(seqs([3, 3, 3, 1])))
+    assert model.recommend(empty, 1)[0][0, 0] == 3
+    # a seen item leaves the list by its place in the order, the rest keep theirs
+    np.testing.assert_array_equal(model.recommend(seqs([3]), 2)[0][0], [1, 0])

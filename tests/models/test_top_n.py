@@ -1,0 +1,53 @@
+"""models.base.top_n: the one-row path (a request) against a spelled-out definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.base import top_n, top_n_row
+
+
+def spelled_out(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best score first, equal scores by id, -inf as id -1, padded to n."""
+    order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+    top = scores[order].astype(np.float32)
+    ids = np.where(np.isneginf(top), -1, order)
+    pad = n - len(order)
+    return np.r_[ids, [-1] * pad], np.r_[top, [-np.inf] * pad].astype(np.float32)
+
+
+SIZES = [(20_000, 500), (5_000, 500), (600, 10), (100, 500), (1, 3)]
+
+
+@pytest.mark.parametrize(("size", "n"), SIZES)
+def test_one_row_matches_the_definition_with_ties_and_exclusions(size: int, n: int) -> None:
+    rng = np.random.default_rng(size + n)
+    for _ in range(10):
+        scores = rng.integers(0, 40, size).astype(np.float32)  # plenty of ties
+        scores[rng.random(size) < 0.2] = -np.inf  # excluded (seen) items
+        ids, top = top_n_row(scores, n)
+        want_ids, want_top = spelled_out(scores, n)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(top, want_top)
+        assert ids.dtype == np.int64 and top.dtype == np.float32
+
+
+def test_a_skewed_row_falls_back_to_sorting_every_item() -> None:
+    # the sample's threshold lets fewer than n through: every item is sorted instead
+    scores = np.zeros(40_000, np.float32)
+    scores[0:2_000:10] = 1.0 + np.arange(200)  # 200 high scores, all on the sampling stride
+    ids, top = top_n_row(scores, 500)
+    want_ids, want_top = spelled_out(scores, 500)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(top, want_top)
+
+
+def test_top_n_of_one_row_is_the_row_path_and_of_many_the_same_scores() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(3, 9_000)).astype(np.float32)
+    one_ids, one_top = top_n(scores[:1], 100)
+    np.testing.assert_array_equal(one_ids[0], top_n_row(scores[0], 100)[0])
+    many_ids, many_top = top_n(scores, 100)
+    np.testing.assert_array_equal(many_top[0], one_top[0])  # distinct scores: same list
+    np.testing.assert_array_equal(many_ids[0], one_ids[0])
