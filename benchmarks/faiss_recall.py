@@ -7,7 +7,9 @@ indexes ``item_vectors()``; the queries are ``query_vectors()`` of random test u
 full history folded in), exactly what serving sends. For each kind, with the IndexConfig
 defaults: build time, the time of one batch of all queries and of the same queries one at a
 time (a request), recall@k against exact search, and the speed ratio exact / approximate
-(> 1 = faster than exact). A small sweep of the search effort shows where the defaults sit.
+(> 1 = faster than exact). ``ivf_tuned`` is IVF as training builds it: ``nprobe`` chosen on
+the query vectors of 1000 other (training) users to reach recall@100 >= 0.95, measured on the
+test users' queries. A small sweep of the search effort shows where the defaults sit.
 The done criterion: recall@100 >= 0.95 of exact search and faster than exact.
 Everything runs on ``--threads`` OpenMP/BLAS threads (1 by default: the machine is shared).
 Written to benchmarks/results/faiss_recall.json.
@@ -72,8 +74,11 @@ def id_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b, strict=True)]))
 
 
-def vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(I, F) ALS item vectors and (Q, F) query vectors of random test users."""
+def vectors(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(I, F) ALS item vectors, (Q, F) query vectors of random test users, and the training
+    histories' query vectors of 1000 other users (what training tunes an IVF index on)."""
     started = time.perf_counter()
     ds = generate(users=args.users, items=args.items, seed=args.seed)
     generated = time.perf_counter()
@@ -84,6 +89,9 @@ def vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict[str,
     rng = np.random.default_rng(args.seed)
     users = np.sort(rng.choice(len(split.test), size=args.queries, replace=False))
     queries = als.query_vectors(split.test.history.select(users))  # (Q, F)
+    others = np.setdiff1d(np.arange(len(split.test)), users)
+    tuning_users = np.sort(rng.choice(others, size=min(1000, len(others)), replace=False))
+    tuning = als.query_vectors(split.train.select(split.test.users[tuning_users]))  # (T, F)
     items = als.item_vectors()  # (I, F)
     norms = np.linalg.norm(items, axis=1)
     info = {
@@ -97,7 +105,7 @@ def vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict[str,
         # Never-interacted items get zero ALS vectors: they tie at score 0 for every query.
         "zero_vector_items": int((norms == 0).sum()),
     }
-    return items, queries, info
+    return items, queries, tuning, info
 
 
 def main() -> None:
@@ -120,16 +128,18 @@ def run(args: argparse.Namespace) -> None:
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
-    items, queries, data = vectors(args)
+    items, queries, tuning, data = vectors(args)
     print(f"vectors ready: {data}", file=sys.stderr)
     k = args.k
     defaults = IndexConfig(threads=args.threads)
     results: dict[str, dict[str, Any]] = {}
     indexes: dict[str, VectorIndex] = {}
     exact_ids = np.zeros((0, k), np.int64)
-    for kind in ("exact", "hnsw", "ivf"):
+    # ivf_tuned: built as training builds it, nprobe chosen on other (training) users' queries
+    for kind in ("exact", "hnsw", "ivf", "ivf_tuned"):
         started = time.perf_counter()
-        index = VectorIndex(dataclasses.replace(defaults, kind=kind)).build(items)
+        index = VectorIndex(dataclasses.replace(defaults, kind=kind.removesuffix("_tuned")))
+        index.build(items, tuning if kind == "ivf_tuned" else None)
         build = time.perf_counter() - started
         indexes[kind] = index
         row: dict[str, Any] = {"build_seconds": round(build, 2)}
@@ -143,7 +153,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"{kind}: {row}", file=sys.stderr)
 
     exact = results["exact"]
-    for kind in ("hnsw", "ivf"):
+    results["ivf_tuned"]["tuning"] = indexes["ivf_tuned"].tuning_
+    for kind in ("hnsw", "ivf", "ivf_tuned"):
         row = results[kind]
         row["speedup_batch"] = round(exact["batch_seconds"] / row["batch_seconds"], 2)
         row["speedup_single"] = round(exact["single_ms_per_query"] / row["single_ms_per_query"], 2)

@@ -43,9 +43,12 @@ class IndexConfig:
     hnsw_ef_search: int = 128
     # IVF: lists to cluster into and lists visited per query. nlist is capped at n / 39 (faiss
     # wants ~39 training points per centroid); for catalogs far beyond 100k items grow it
-    # like sqrt(n) and keep nprobe / nlist about the same.
+    # like sqrt(n). nprobe is this fixed value unless build() is given queries to tune it on:
+    # then the fewest lists reaching target_recall@tune_k of exact search on them.
     ivf_nlist: int = 256
     ivf_nprobe: int = 48
+    target_recall: float = 0.95
+    tune_k: int = 100
     use_gpu: bool | Literal["auto"] = "auto"
     threads: int | None = None  # OpenMP threads for build/search; None = faiss's default
     seed: int = 0  # IVF k-means
@@ -57,9 +60,12 @@ class IndexConfig:
             raise ValueError(f"auto_kind must be hnsw or ivf, got {self.auto_kind!r}")
         if self.use_gpu not in (True, False, "auto"):
             raise ValueError(f"use_gpu must be True, False or 'auto', got {self.use_gpu!r}")
-        for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nlist", "ivf_nprobe"):
+        for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nlist", "ivf_nprobe",
+                     "tune_k"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.target_recall <= 1.0:
+            raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
 
 
 class VectorIndex:
@@ -71,10 +77,14 @@ class VectorIndex:
         self.dim_: int | None = None
         self.on_gpu_: bool = False
         self._index: Any = None  # a faiss index (GPU clone when on_gpu_)
+        self.tuning_: dict[str, Any] | None = None  # the IVF nprobe choice, when tuned
 
     # ---------------------------------------------------------------- build / io
 
-    def build(self, vectors: np.ndarray) -> Self:
+    def build(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> Self:
+        """Index ``vectors`` (N, D); an IVF index built with ``queries`` (B, D), real query
+        vectors, visits the fewest lists that reach ``config.target_recall`` on them
+        (:mod:`models.index_tuning`; what was chosen is in ``tuning_``)."""
         vectors = _as_matrix(vectors, "vectors")  # (N, D)
         n, dim = vectors.shape
         if n == 0:
@@ -88,6 +98,12 @@ class VectorIndex:
         with _omp_threads(cfg.threads):
             index = _new_index(kind, vectors, cfg)
             index.add(vectors)
+            if kind == "ivf" and queries is not None and len(queries):
+                from models.index_tuning import tune_nprobe
+
+                queries = _as_matrix(queries, "queries", dim)
+                self.tuning_ = tune_nprobe(index, vectors, queries, cfg.target_recall, cfg.tune_k)
+                self.config = replace(cfg, ivf_nprobe=self.tuning_["nprobe"])
         self._set(index, kind, dim)
         return self
 
@@ -243,28 +259,18 @@ class VectorIndex:
         return ids, scores
 
     def recall_against_exact(self, queries: np.ndarray, k: int) -> float:
-        """Mean recall@k of this index against exact inner-product search on the same vectors.
-
-        A returned item counts when its true score reaches the k-th exact score: item ids
-        among tied scores (ALS gives every never-seen item the same zero vector) are
-        interchangeable, so id overlap alone would punish a correct answer.
-        """
-        import faiss
+        """Mean recall@k of this index against exact inner-product search on the same vectors
+        (a returned item counts when its true score reaches the k-th exact one: ties count)."""
+        from models.index_tuning import exact_kth, recall_of
 
         queries = _as_matrix(queries, "queries", self.dim_)  # (B, D)
         k = _positive_k(k)
         vectors = self.vectors()  # (N, D)
-        exact = faiss.IndexFlatIP(vectors.shape[1])
-        exact.add(vectors)
         k = min(k, len(vectors))
         with _omp_threads(self.config.threads):
-            exact_scores, _ = exact.search(queries, k)  # (B, k)
+            kth = exact_kth(vectors, queries, k)  # (B, 1)
         ids, _ = self.search(queries, k)  # (B, k)
-        true = np.einsum("bd,bkd->bk", queries, vectors[np.maximum(ids, 0)])  # (B, k)
-        kth = exact_scores[:, -1:]  # (B, 1)
-        tol = 1e-5 * (1.0 + np.abs(kth))  # flat (BLAS) and graph distances round differently
-        hits = (true >= kth - tol) & (ids >= 0)
-        return float(hits.sum() / (len(queries) * k))
+        return recall_of(ids, vectors, queries, kth)
 
     def vectors(self) -> np.ndarray:
         """(N, D) float32: the indexed vectors, read back from the index."""

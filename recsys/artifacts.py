@@ -162,9 +162,8 @@ def fit_sources(
         started = time.perf_counter()
         model.fit(data, valid=split.valid)
         fit_seconds = time.perf_counter() - started
-        source = CandidateSource(
-            name, model, index_for(model), needs_history=name not in HISTORY_FREE
-        )
+        index = index_for(model, split.train, seed=config.seed)
+        source = CandidateSource(name, model, index, needs_history=name not in HISTORY_FREE)
         valid = evaluate_fitted(
             model, split, "valid", max_users=config.valid_users, seed=config.seed
         )
@@ -267,6 +266,9 @@ def _write_sources(path: Path, sources: list[CandidateSource]) -> dict[str, dict
         if source.index is not None:
             entry["index"] = f"indexes/{source.name}.faiss"
             source.index.save(path / entry["index"])
+            entry["index_kind"] = source.index.kind_
+            if source.index.tuning_:  # an IVF index's lists per search, chosen on recall
+                entry["index_tuning"] = source.index.tuning_
         files[source.name] = entry
     return files
 

@@ -60,7 +60,8 @@ def refit_sources(
         if config is not None:
             model.config = config  # type: ignore[attr-defined]  # seed included
         model.fit(data, valid=no_targets)
-        out.append(CandidateSource(source.name, model, index_for(model), source.needs_history))
+        index = index_for(model, train)  # an approximate index's effort tuned on these users
+        out.append(CandidateSource(source.name, model, index, source.needs_history))
     return out
 
 

@@ -53,11 +53,36 @@ class CandidateSource:
         return SourceLists(ids, scores)
 
 
-def index_for(model: CandidateModel) -> Any:
-    """The FAISS index that serves a fitted vector model; None for the others."""
+TUNING_USERS = 1000  # histories whose query vectors choose an approximate index's effort
+
+
+def index_for(
+    model: CandidateModel,
+    histories: Sequences | None = None,
+    config: Any = None,
+    seed: int = 0,
+) -> Any:
+    """The FAISS index that serves a fitted vector model; None for the others.
+
+    Where the index is approximate (IVF, above ``config.exact_max_items`` items), the query
+    vectors of up to :data:`TUNING_USERS` of the ``histories`` (the training users, seeded
+    sample) choose how many lists a search visits (``models.index_tuning``)."""
     if not isinstance(model, VectorModel):
         return None
     from models.index import IndexConfig, VectorIndex
 
+    config = config or IndexConfig()
     vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
-    return VectorIndex(IndexConfig()).build(vectors)
+    queries = None
+    approximate = config.kind == "ivf" or (
+        config.kind == "auto"
+        and config.auto_kind == "ivf"
+        and len(vectors) > config.exact_max_items
+    )
+    if approximate and histories is not None:
+        users = np.flatnonzero(histories.lengths > 0)
+        if len(users) > TUNING_USERS:
+            users = np.sort(np.random.default_rng(seed).choice(users, TUNING_USERS, replace=False))
+        if len(users):
+            queries = model.query_vectors(histories.select(users))
+    return VectorIndex(config).build(vectors, queries)
