@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from models.als import ALSConfig, ALSModel  # noqa: E402
 from models.base import TrainingData  # noqa: E402
-from models.index import IndexConfig, VectorIndex  # noqa: E402
+from models.index import IndexConfig, Kind, VectorIndex  # noqa: E402
 from recsys.data.sequences import encode  # noqa: E402
 from recsys.data.split import leave_one_out  # noqa: E402
 from recsys.data.synth import generate  # noqa: E402
@@ -136,9 +136,12 @@ def run(args: argparse.Namespace) -> None:
     indexes: dict[str, VectorIndex] = {}
     exact_ids = np.zeros((0, k), np.int64)
     # ivf_tuned: built as training builds it, nprobe chosen on other (training) users' queries
-    for kind in ("exact", "hnsw", "ivf", "ivf_tuned"):
+    built: tuple[tuple[str, Kind], ...] = (
+        ("exact", "exact"), ("hnsw", "hnsw"), ("ivf", "ivf"), ("ivf_tuned", "ivf"),
+    )  # fmt: skip
+    for kind, index_kind in built:
         started = time.perf_counter()
-        index = VectorIndex(dataclasses.replace(defaults, kind=kind.removesuffix("_tuned")))
+        index = VectorIndex(dataclasses.replace(defaults, kind=index_kind))
         index.build(items, tuning if kind == "ivf_tuned" else None)
         build = time.perf_counter() - started
         indexes[kind] = index
