@@ -136,7 +136,9 @@ class VectorIndex:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such index file")
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+        # faiss releases before the flag existed read a copy
+        flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0
+        index = faiss.read_index(str(path), flags)
         base = config or IndexConfig()
         cfg: IndexConfig
         if isinstance(index, faiss.IndexHNSWFlat):
