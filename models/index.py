@@ -67,6 +67,12 @@ class IndexConfig:
         if not 0.0 < self.target_recall <= 1.0:
             raise ValueError(f"target_recall must be in (0, 1], got {self.target_recall}")
 
+    def kind_for(self, n: int) -> str:
+        """The kind :meth:`VectorIndex.build` makes for ``n`` vectors ("auto" resolved)."""
+        if self.kind != "auto":
+            return self.kind
+        return "exact" if n <= self.exact_max_items else self.auto_kind
+
 
 class VectorIndex:
     """Maximum-inner-product search over (N, D) float32 vectors; ids are row numbers."""
@@ -92,9 +98,7 @@ class VectorIndex:
                 f"vectors has shape {vectors.shape}: need at least one vector to index"
             )
         cfg = self.config
-        kind = cfg.kind
-        if kind == "auto":
-            kind = "exact" if n <= cfg.exact_max_items else cfg.auto_kind
+        kind = cfg.kind_for(n)
         with _omp_threads(cfg.threads):
             index = _new_index(kind, vectors, cfg)
             index.add(vectors)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.base import CandidateModel, VectorModel
 from recsys.data.sequences import Sequences
 from recsys.retrieval.merge import SourceLists
+
+if TYPE_CHECKING:
+    from models.index import IndexConfig
 
 
 @dataclass
@@ -22,16 +26,9 @@ class CandidateSource:
     needs_history: bool = True
     stats: dict[str, float] = field(default_factory=dict)
 
-    _vector: tuple[Any, Any, bool] | None = field(default=None, init=False, repr=False)
-
     @property
     def is_vector(self) -> bool:
-        # a runtime Protocol check costs ~5 us: once per (model, index) pair, not per request
-        seen = self._vector
-        if seen is None or seen[0] is not self.model or seen[1] is not self.index:
-            vector = self.index is not None and isinstance(self.model, VectorModel)
-            seen = self._vector = (self.model, self.index, vector)
-        return seen[2]
+        return self.index is not None and _vector_type(type(self.model))
 
     def top(self, histories: Sequences, n: int) -> SourceLists:
         """(B, n) best items per history, history excluded, -1 padded."""
@@ -53,13 +50,19 @@ class CandidateSource:
         return SourceLists(ids, scores)
 
 
+@cache
+def _vector_type(cls: type) -> bool:
+    # a runtime Protocol isinstance costs ~5 us: once per model class, not per request
+    return issubclass(cls, VectorModel)
+
+
 TUNING_USERS = 1000  # histories whose query vectors choose an approximate index's effort
 
 
 def index_for(
     model: CandidateModel,
     histories: Sequences | None = None,
-    config: Any = None,
+    config: IndexConfig | None = None,
     seed: int = 0,
 ) -> Any:
     """The FAISS index that serves a fitted vector model; None for the others.
@@ -74,12 +77,7 @@ def index_for(
     config = config or IndexConfig()
     vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
     queries = None
-    approximate = config.kind == "ivf" or (
-        config.kind == "auto"
-        and config.auto_kind == "ivf"
-        and len(vectors) > config.exact_max_items
-    )
-    if approximate and histories is not None:
+    if config.kind_for(len(vectors)) == "ivf" and histories is not None:
         users = np.flatnonzero(histories.lengths > 0)
         if len(users) > TUNING_USERS:
             users = np.sort(np.random.default_rng(seed).choice(users, TUNING_USERS, replace=False))
