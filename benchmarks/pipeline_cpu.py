@@ -10,8 +10,11 @@ round. With ``--baseline-root`` (a ``git archive`` of an earlier commit, say) th
 alternate between the two trees, so both see the same machine load, and the ratio of their
 median CPU per request is reported, with each tree's wall p50 and p99 of single requests.
 ``--warm-users`` first reads each user once, so the user features come from the in-process
-cache as they do for returning shoppers (the load benchmark's case). Prints one JSON document
-and writes benchmarks/results/pipeline_cpu.json.
+cache as they do for returning shoppers (the load benchmark's case). ``--batch B`` runs the
+requests B at a time through ``Pipeline.run_batch``, as a serving worker does with the requests
+it has in hand under load (serving/batching.py): CPU per request and stage times are then each
+request's share of its batch, and the wall figures are per batch. Prints one JSON document and
+writes benchmarks/results/pipeline_cpu.json.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(bundle: Path, requests: int, seed: int, warm_users: bool) -> dict[str, Any]:
+def measure(
+    bundle: Path, requests: int, seed: int, warm_users: bool, batch: int = 1
+) -> dict[str, Any]:
     """One round in this process, with whichever tree is first on ``sys.path``."""
     from models.threads import pin_compute_threads
 
@@ -44,23 +49,29 @@ def measure(bundle: Path, requests: int, seed: int, warm_users: bool) -> dict[st
     served = Served.build(loaded)
     users = [str(u) for u in np.random.default_rng(seed).choice(loaded.user_ids, requests)]
 
-    def run(user: str) -> Any:
-        return served.recommend.run({"user_id": user, "request": DecisionRequest(k=10)})
+    def run(group: list[str]) -> list[Any]:
+        inputs = [{"user_id": user, "request": DecisionRequest(k=10)} for user in group]
+        if len(inputs) == 1:
+            return [served.recommend.run(inputs[0])]
+        return list(served.recommend.run_batch(inputs))
 
     for user in users if warm_users else users[:50]:
-        run(user)
+        run([user])
+    groups = [users[i : i + batch] for i in range(0, len(users), batch)]
     stages: dict[str, list[float]] = {}
     walls = []
     cpu, wall = time.process_time(), time.perf_counter()
-    for user in users:
+    for group in groups:
         started = time.perf_counter()
-        result = run(user)
+        results = run(group)
         walls.append(1000 * (time.perf_counter() - started))
+        result = results[0]  # a batch's requests carry the same shares
         for stage, ms in result.trace:
             stages.setdefault(stage, []).append(ms)
         for source, ms in result.state["source_timings"].items():
             stages.setdefault(f"source:{source}", []).append(ms)
     return {
+        "batch": batch,
         "cpu_ms_per_request": 1000 * (time.process_time() - cpu) / len(users),
         "wall_ms_per_request": 1000 * (time.perf_counter() - wall) / len(users),
         "wall_ms_p50": float(np.median(walls)),
@@ -75,7 +86,7 @@ def round_in(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one"]
     cmd += ["--bundle", str(args.bundle.resolve()), "--requests", str(args.requests)]
-    cmd += ["--seed", str(args.seed)]
+    cmd += ["--seed", str(args.seed), "--batch", str(args.batch)]
     if args.warm_users:
         cmd.append("--warm-users")
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
@@ -107,13 +118,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per tree, alternating")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-users", action="store_true")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="requests per pipeline run (run_batch above 1)"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.batch < 1:
+        parser.error(f"--batch must be at least 1, got {args.batch}")
     if not (args.bundle / "manifest.json").is_file():
         parser.error(f"--bundle {args.bundle}: no manifest.json (train one, or run load.py)")
     if args.one:
-        print(json.dumps(measure(args.bundle, args.requests, args.seed, args.warm_users)))
+        one = measure(args.bundle, args.requests, args.seed, args.warm_users, args.batch)
+        print(json.dumps(one))
         return
     trees = {"this": ROOT}
     if args.baseline_root is not None:
@@ -128,6 +145,7 @@ def main() -> None:
         "bundle": str(args.bundle),
         "requests": args.requests,
         "warm_users": args.warm_users,
+        "batch": args.batch,
         "trees": {name: {"root": str(trees[name]), **summary(r)} for name, r in rounds.items()},
     }
     if "baseline" in rounds:

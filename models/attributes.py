@@ -186,7 +186,6 @@ class AttributesModel(CandidateModel):
             postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
             order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
         n_items, n_tokens = self.items_.shape
-        zeros = np.zeros(n_items, dtype=np.float32)  # no shared token scores 0
         reach_of = np.diff(postings.indptr)
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
@@ -195,9 +194,11 @@ class AttributesModel(CandidateModel):
             tokens, weights = self._row_profile(history)
             profile = np.bincount(tokens, weights=weights, minlength=n_tokens)  # (T,)
             used = np.flatnonzero(profile)
-            one = Sequences(np.array([0, len(history)]), history, history[:0].astype(np.int64),
-                            history[:0].astype(np.int8), n_items)  # fmt: skip
             if worth_sparse(int(reach_of[used].sum()), 1, n_items):
+                one = Sequences(np.array([0, len(history)]), history,
+                                history[:0].astype(np.int64), history[:0].astype(np.int8),
+                                n_items)  # fmt: skip
+                zeros = np.zeros(n_items, dtype=np.float32)  # no shared token scores 0
                 at = row_positions(postings.indptr, used)
                 items, inverse = np.unique(postings.indices[at], return_inverse=True)
                 contrib = postings.data[at] * np.repeat(profile[used], reach_of[used])

@@ -154,10 +154,29 @@ def top_n_row(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         if len(keep) < m:  # NaN scores compare false: sort them all
             keep = np.arange(size)
     vals = scores[keep]
-    order = np.argsort(-vals, kind="stable")[:m]  # stable over ascending ids: ties by id
+    order = stable_order_desc(vals)[:m]  # stable over ascending ids: ties by id
     ids, top = keep[order].astype(np.int64), vals[order].astype(np.float32)
     ids[np.isneginf(top)] = -1
     if m < n:
         ids = np.pad(ids, (0, n - m), constant_values=-1)
         top = np.pad(top, (0, n - m), constant_values=-np.inf)
     return ids, top
+
+
+def stable_order_desc(values: np.ndarray) -> np.ndarray:
+    """Positions of 1-D ``values``, best first, equal values in position order: exactly
+    ``np.argsort(-values, kind="stable")``, at about half its cost for float32.
+
+    Each float32 becomes an order-preserving unsigned integer (its bits, flipped so that
+    unsigned order is float order; -0.0 counted as 0.0), packed with its position into one
+    64-bit key. The keys are distinct, so numpy's plain (SIMD) sort of them is stable by
+    construction. Other dtypes, and rows holding NaN, take the stable argsort itself.
+    """
+    if values.dtype != np.float32 or values.ndim != 1 or np.isnan(values).any():
+        return np.argsort(-values, kind="stable")
+    bits = (values + np.float32(0.0)).view(np.int32).astype(np.int64)  # (N,) -0.0 -> 0.0
+    ascending = np.where(bits >= 0, bits | (1 << 31), ~bits & 0xFFFFFFFF)  # (N,) < 2**32
+    key = (np.uint64(0xFFFFFFFF) - ascending.astype(np.uint64)) << np.uint64(32)
+    key |= np.arange(len(values), dtype=np.uint64)
+    key.sort()
+    return (key & np.uint64(0xFFFFFFFF)).astype(np.int64)

@@ -26,6 +26,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
+from models import flat_scan
 from recsys.data.sequences import Sequences
 
 Kind = Literal["auto", "exact", "hnsw", "ivf"]
@@ -205,17 +206,22 @@ class VectorIndex:
         Where fewer than ``k`` items are found (small catalog; an approximate index that visits
         too few), the row is padded with id -1 and score -inf, as ``CandidateModel.recommend``.
         """
+        return self._search(_as_matrix(queries, "queries", self.dim_), _positive_k(k))
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` of checked (B, D) float32 ``queries`` and a checked ``k``."""
         index = self._built()
-        queries = _as_matrix(queries, "queries", self.dim_)  # (B, D)
-        k = _positive_k(k)
         fetch = min(k, self.ntotal, GPU_MAX_K if self.on_gpu_ else k)
         threads = self.config.threads
         if threads is None and len(queries) <= SINGLE_THREAD_BATCH:
             # one request's query has nothing to split across threads, and waking an OpenMP
             # team on a busy machine costs ~15 ms against ~0.2 ms for the search itself
             threads = 1
-        with _omp_threads(threads):
-            scores, ids = index.search(queries, fetch)  # (B, fetch) each
+        if fetch and not self.on_gpu_ and flat_scan.can_scan(index, len(queries)):
+            scores, ids = flat_scan.scan(index, queries, fetch)  # (B, fetch) each
+        else:
+            with _omp_threads(threads):
+                scores, ids = index.search(queries, fetch)  # (B, fetch) each
         ids = ids.astype(np.int64, copy=False)
         scores = scores.astype(np.float32, copy=False)
         scores[ids < 0] = -np.inf  # faiss pads with -FLT_MAX
@@ -237,12 +243,15 @@ class VectorIndex:
         k = _positive_k(k)
         indptr, excluded = _exclusion_csr(exclude, len(queries))
         longest = int(np.diff(indptr).max()) if len(queries) else 0
-        ids, scores = self.search(queries, k + longest)  # (B, k + longest)
+        ids, scores = self._search(queries, k + longest)  # (B, k + longest)
         if len(queries) == 1:  # a request: one mask over the index, no per-row bookkeeping
-            banned = np.zeros(max(self.ntotal, 1), dtype=bool)
-            banned[excluded[(excluded >= 0) & (excluded < len(banned))]] = True
+            size = self.ntotal
+            # one slot past the index, banned, which padding ids (-1) read
+            banned = np.zeros(size + 1, dtype=bool)
+            banned[excluded[(excluded >= 0) & (excluded < size)]] = True
+            banned[size] = True
             row = ids[0]
-            keep = np.flatnonzero((row >= 0) & ~banned[np.clip(row, 0, len(banned) - 1)])[:k]
+            keep = np.flatnonzero(~banned[row])[:k]
             out_ids = np.full((1, k), -1, dtype=np.int64)
             out_scores = np.full((1, k), -np.inf, dtype=np.float32)
             out_ids[0, : len(keep)], out_scores[0, : len(keep)] = ids[0, keep], scores[0, keep]
@@ -397,6 +406,9 @@ def _omp_threads(n: int | None) -> Iterator[None]:
     import faiss
 
     before = faiss.omp_get_max_threads()
+    if before == n:  # a pinned worker's every request: nothing to set or restore
+        yield
+        return
     faiss.omp_set_num_threads(n)
     try:
         yield

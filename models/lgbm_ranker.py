@@ -60,8 +60,10 @@ class LGBMRankerConfig:
 def _columns(frame: RankingFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """(N, D + S - 1) float32 and names: dense, then sparse codes except the item index."""
     keep = [i for i, n in enumerate(frame.sparse_names) if n != "item"]
-    x = np.hstack([frame.dense, frame.sparse[:, keep].astype(np.float32)])
-    x = x.astype(np.float32, copy=False)  # float32 already unless the dense block is not
+    n_dense = frame.dense.shape[1]
+    x = np.empty((len(frame.dense), n_dense + len(keep)), np.float32)  # (N, D + S - 1)
+    x[:, :n_dense] = frame.dense
+    x[:, n_dense:] = frame.sparse[:, keep]
     np.nan_to_num(x, copy=False, nan=MISSING, posinf=-MISSING, neginf=MISSING)
     return _round_mantissa(x), (
         *frame.dense_names,

@@ -8,9 +8,11 @@ bundle that fails to load leaves the app up but not ready (/readyz 503 says why)
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -67,6 +69,15 @@ def limit_compute_threads(threads: int) -> None:
     keep a busy-waiting thread per core (measured: 80-200 ms of CPU per request instead of 8).
     Called again after every bundle swap, which may load new pools (models.threads)."""
     pin_compute_threads(threads)
+
+
+def _telemetry(on: bool) -> dict[str, Any]:
+    """FastAPI's native OpenTelemetry switched off unless ``on``. It looks up the global
+    providers on every request even where none is configured; releases before it existed
+    (pyproject allows them) take no such argument."""
+    if on or "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def create_app(
@@ -138,6 +149,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from a CDN: install_docs serves local copies
         redoc_url=None,
+        **_telemetry(settings.otel),
     )
     app.state.settings = settings
     app.state.serving = state

@@ -76,6 +76,13 @@ class ServingSettings(BaseSettings):
         description="Push acknowledged events to the bundle's Feast online store (its "
         "user_activity rows) from a background thread; RECSYS_PUSH_EVENTS_TO_FEAST.",
     )
+    otel: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs, recorded where an "
+        "OpenTelemetry provider is configured (opentelemetry-instrument, say). Off, a request "
+        "skips the per-request provider lookups; /metrics (Prometheus) is served either way. "
+        "RECSYS_OTEL.",
+    )
     compute_threads: int = Field(
         default=1,
         ge=1,

@@ -141,7 +141,11 @@ class DecisionStage:
             DecisionEntry(int(ids[p]), "removed", reason, float(scores[p]))
             for p, reason in skipped.items()
         ]
-        eligible = np.setdiff1d(np.arange(len(ids)), list(skipped), assume_unique=True)
+        eligible = (
+            np.setdiff1d(np.arange(len(ids)), list(skipped), assume_unique=True)
+            if skipped
+            else np.arange(len(ids))
+        )
         # eligible is sorted (setdiff1d) and holds every kept position: their ranks in it
         greedy = np.searchsorted(eligible, np.asarray(kept, dtype=np.int64)).astype(np.int64)
         settings = self.config.exploration

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -127,7 +128,11 @@ def merge(
     share = total if guaranteed is None else guaranteed
     if not 0 <= share <= total:
         raise ValueError(f"guaranteed must be in [0, total={total}], got {share}")
-    sizes = quota_sizes({n: quotas[n] for n in names}, share) if share else dict.fromkeys(names, 0)
+    sizes = (
+        _quota_sizes(tuple((n, float(quotas[n])) for n in names), share)
+        if share
+        else dict.fromkeys(names, 0)
+    )
     fusion = weights or quotas
     w = np.array([fusion.get(n, 0.0) for n in names], dtype=np.float64)
     ids = np.full((batch, total), -1, dtype=np.int64)
@@ -138,8 +143,7 @@ def merge(
     fill_w = None if fill is None else np.array([fill.get(n, 0.0) for n in names], np.float64)
     # the same for every request: which source and rank each entry of a row's lists holds
     widths = [lists[name].ids.shape[1] for name in names]
-    all_src = np.repeat(np.arange(len(names)), widths)  # (S*M,)
-    all_rank = np.concatenate([np.arange(1, m + 1) for m in widths])  # (S*M,)
+    all_src, all_rank = _entry_layout(tuple(widths))  # (S*M,) each
     all_ids = np.concatenate([lists[n].ids for n in names], axis=1).astype(np.int64)  # (B, S*M)
     all_scores = np.concatenate([lists[n].scores for n in names], axis=1).astype(np.float32)
     width = int(all_ids.max(initial=-1)) + 1
@@ -192,6 +196,22 @@ def merge(
         src_ranks[row, :n] = ranks[:, picked].T
         src_scores[row, :n] = scores[:, picked].T
     return CandidateBatch(names, ids, fused, src_scores, src_ranks)
+
+
+@lru_cache(maxsize=64)
+def _quota_sizes(quotas: tuple[tuple[str, float], ...], total: int) -> dict[str, int]:
+    """:func:`quota_sizes` of the (fixed) quotas, worked out once per split; read only."""
+    return quota_sizes(dict(quotas), total)
+
+
+@lru_cache(maxsize=64)
+def _entry_layout(widths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(S*M,) source and 1-based rank of each entry of a row's concatenated lists; read-only,
+    as they are shared by every request with these widths."""
+    src = np.repeat(np.arange(len(widths)), widths)
+    rank = np.concatenate([np.arange(1, m + 1) for m in widths])
+    src.flags.writeable = rank.flags.writeable = False
+    return src, rank
 
 
 def _best_fused(rrf: np.ndarray, free: np.ndarray, n: int) -> np.ndarray:

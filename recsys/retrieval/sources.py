@@ -33,21 +33,30 @@ class CandidateSource:
     def top(self, histories: Sequences, n: int) -> SourceLists:
         """(B, n) best items per history, history excluded, -1 padded."""
         batch = histories.n_users
+        rows = np.flatnonzero(histories.lengths) if self.needs_history else None
+        if rows is None or len(rows) == batch:  # every row answered: the lists as they come
+            got_ids, got_scores = self._top(histories, n)
+            if got_ids.shape != (batch, n) or got_scores.shape != (batch, n):
+                raise ValueError(
+                    f"source {self.name!r} answered ids {got_ids.shape} and scores "
+                    f"{got_scores.shape} for {batch} histories, n={n}: expected ({batch}, {n})"
+                )
+            return SourceLists(got_ids.astype(np.int64, copy=False),
+                               got_scores.astype(np.float32, copy=False))  # fmt: skip
         ids = np.full((batch, n), -1, dtype=np.int64)
         scores = np.full((batch, n), -np.inf, dtype=np.float32)
-        rows = np.arange(batch)
-        if self.needs_history:
-            rows = np.flatnonzero(histories.lengths > 0)
-        if len(rows) == 0:
-            return SourceLists(ids, scores)
-        part = histories if len(rows) == batch else histories.select(rows)
-        if self.is_vector:
-            queries = self.model.query_vectors(part)  # type: ignore[attr-defined]  # (b, D)
-            got_ids, got_scores = self.index.search_excluding(queries, n, exclude=part)
-        else:
-            got_ids, got_scores = self.model.recommend(part, n)
-        ids[rows], scores[rows] = got_ids, got_scores
+        if len(rows):
+            ids[rows], scores[rows] = self._top(histories.select(rows), n)
         return SourceLists(ids, scores)
+
+    def _top(self, histories: Sequences, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.is_vector:
+            queries = self.model.query_vectors(histories)  # type: ignore[attr-defined]  # (B, D)
+            result: tuple[np.ndarray, np.ndarray] = self.index.search_excluding(
+                queries, n, exclude=histories
+            )
+            return result
+        return self.model.recommend(histories, n)
 
 
 @cache

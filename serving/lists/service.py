@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.guarded import feature_reads
-from recsys.decision import Decision, DecisionRequest
+from recsys.decision import Decision, DecisionRequest, Filters
 from recsys.decision.log import DecisionLog, decision_record
 from recsys.pipeline import Pipeline, Result
 from recsys.ranking.explain import contributions
@@ -79,7 +79,7 @@ class ListCall:
             k = max(k, llm.rerank_config.top_n)
         return DecisionRequest(
             k=k,
-            filters=(self.filters or FilterSpec()).to_filters(),
+            filters=Filters() if self.filters is None else self.filters.to_filters(),
             explore=self.explore,
             request_id=self.request_id,
         )
@@ -255,7 +255,7 @@ def count_fallbacks(deps: ListDeps, endpoint: str, cold_start: bool, ranker: str
 
 
 def candidate_count(state: Mapping[str, Any]) -> int:
-    return int((state["candidates"].ids[0] >= 0).sum())
+    return int(np.count_nonzero(state["candidates"].ids[0] >= 0))
 
 
 def scored_items(

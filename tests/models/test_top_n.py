@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.base import top_n, top_n_row
+from models.base import stable_order_desc, top_n, top_n_row
 
 
 def spelled_out(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,3 +51,31 @@ def test_top_n_of_one_row_is_the_row_path_and_of_many_the_same_scores() -> None:
     many_ids, many_top = top_n(scores, 100)
     np.testing.assert_array_equal(many_top[0], one_top[0])  # distinct scores: same list
     np.testing.assert_array_equal(many_ids[0], one_ids[0])
+
+
+EDGES = np.array(
+    [0.0, -0.0, 1, -1, np.inf, -np.inf, 0.0, -0.0, 3e-38, -3e-38, 1e-45, -1e-45,
+     np.finfo(np.float32).max, -np.finfo(np.float32).max],
+    dtype=np.float32,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 1_000, 20_000])
+def test_stable_order_is_the_stable_argsort_of_the_negated_values(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for values in (
+        rng.standard_normal(size).astype(np.float32),
+        rng.integers(-3, 4, size).astype(np.float32),  # ties, and -0.0 beside 0.0 below
+        rng.choice(EDGES, size),
+    ):
+        values[(values == 0) & (rng.random(size) < 0.5)] = -0.0
+        want = np.argsort(-values, kind="stable")
+        np.testing.assert_array_equal(stable_order_desc(values), want)
+    np.testing.assert_array_equal(stable_order_desc(EDGES), np.argsort(-EDGES, kind="stable"))
+
+
+def test_stable_order_falls_back_where_the_keys_would_not_hold() -> None:
+    with_nan = np.array([1.0, np.nan, 2.0, 1.0], np.float32)  # NaN sorts last, as argsort has it
+    np.testing.assert_array_equal(stable_order_desc(with_nan), [2, 0, 3, 1])
+    doubles = np.array([0.5, 2.0, 0.5, 1.0])  # float64: no 32-bit key
+    np.testing.assert_array_equal(stable_order_desc(doubles), [1, 3, 0, 2])

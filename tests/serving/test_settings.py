@@ -84,3 +84,14 @@ def test_the_chat_planner_follows_the_backend(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("RECSYS_CHAT_PLANNER", "router")
     monkeypatch.setenv("RECSYS_LLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
     assert ServingSettings().planner() == "router"  # said outright
+
+
+def test_fastapi_native_telemetry_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.app import _telemetry
+
+    assert ServingSettings().otel is False
+    monkeypatch.setenv("RECSYS_OTEL", "true")
+    assert ServingSettings().otel is True
+    assert _telemetry(True) == {}
+    off = _telemetry(False)
+    assert off in ({}, {"telemetry": {"tracing": False, "metrics": False, "logs": False}})
