@@ -42,6 +42,7 @@ def scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     float32 and ids (B, k) int64, best first, as ``index.search`` returns them."""
     import faiss
 
+    kernel: Any = faiss.fvec_inner_products_ny  # type: ignore[attr-defined]  # not in its stub
     n, d = int(index.ntotal), int(index.d)
     vectors = faiss.rev_swig_ptr(index.get_xb(), n * d).reshape(n, d)  # (N, D) the index's
     scores = np.empty((len(queries), n), np.float32)  # (B, N)
@@ -49,9 +50,7 @@ def scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
         hi = min(n, lo + BLOCK)
         block = faiss.swig_ptr(vectors[lo:hi])
         for row, query in zip(scores, queries, strict=True):
-            faiss.fvec_inner_products_ny(
-                faiss.swig_ptr(row[lo:hi]), faiss.swig_ptr(query), block, d, hi - lo
-            )
+            kernel(faiss.swig_ptr(row[lo:hi]), faiss.swig_ptr(query), block, d, hi - lo)
     top_ids = np.empty((len(queries), k), np.int64)
     top_scores = np.empty((len(queries), k), np.float32)
     for b, row in enumerate(scores):
