@@ -33,8 +33,8 @@ class CandidateSource:
     def top(self, histories: Sequences, n: int) -> SourceLists:
         """(B, n) best items per history, history excluded, -1 padded."""
         batch = histories.n_users
-        rows = np.flatnonzero(histories.lengths) if self.needs_history else None
-        if rows is None or len(rows) == batch:  # every row answered: the lists as they come
+        rows = np.flatnonzero(histories.lengths) if self.needs_history else np.arange(batch)
+        if batch and len(rows) == batch:  # every row answered: the lists as they come
             got_ids, got_scores = self._top(histories, n)
             if got_ids.shape != (batch, n) or got_scores.shape != (batch, n):
                 raise ValueError(

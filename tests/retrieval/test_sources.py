@@ -38,6 +38,9 @@ def test_an_empty_history_gets_an_empty_list_from_a_source_that_needs_one() -> N
     assert np.isneginf(got.scores[1]).all()
     anyone = CandidateSource("popular", popular(), needs_history=False).top(histories, 3)
     np.testing.assert_array_equal(anyone.ids[1], [2, 1, 0])
+    for needs in (True, False):  # no histories at all: no lists, and no call to the model
+        none = CandidateSource("odd", WrongWidth(), needs_history=needs)  # type: ignore[arg-type]
+        assert none.top(sequences([], n_items=6), 3).ids.shape == (0, 3)
 
 
 class WrongWidth:
