@@ -212,14 +212,14 @@ class VectorIndex:
         """:meth:`search` of checked (B, D) float32 ``queries`` and a checked ``k``."""
         index = self._built()
         fetch = min(k, self.ntotal, GPU_MAX_K if self.on_gpu_ else k)
-        threads = self.config.threads
-        if threads is None and len(queries) <= SINGLE_THREAD_BATCH:
-            # one request's query has nothing to split across threads, and waking an OpenMP
-            # team on a busy machine costs ~15 ms against ~0.2 ms for the search itself
-            threads = 1
         if fetch and not self.on_gpu_ and flat_scan.can_scan(index, len(queries)):
             scores, ids = flat_scan.scan(index, queries, fetch)  # (B, fetch) each
         else:
+            threads = self.config.threads
+            if threads is None and len(queries) <= SINGLE_THREAD_BATCH:
+                # one request's query has nothing to split across threads, and waking an
+                # OpenMP team on a busy machine costs ~15 ms against ~0.2 ms for the search
+                threads = 1
             with _omp_threads(threads):
                 scores, ids = index.search(queries, fetch)  # (B, fetch) each
         ids = ids.astype(np.int64, copy=False)
