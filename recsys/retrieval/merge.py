@@ -144,6 +144,7 @@ def merge(
     # the same for every request: which source and rank each entry of a row's lists holds
     widths = [lists[name].ids.shape[1] for name in names]
     all_src, all_rank = _entry_layout(tuple(widths))  # (S*M,) each
+    rrf_terms = _rrf_terms(tuple(w.tolist()), max(widths, default=0))  # (S, M+1)
     all_ids = np.concatenate([lists[n].ids for n in names], axis=1).astype(np.int64)  # (B, S*M)
     all_scores = np.concatenate([lists[n].scores for n in names], axis=1).astype(np.float32)
     width = int(all_ids.max(initial=-1)) + 1
@@ -175,11 +176,10 @@ def merge(
         # Source by source (a handful): the same sums, in the same order, as a sum over the
         # source axis, without a reduction's per-row overhead.
         rrf = np.zeros(len(items), dtype=np.float64)  # (C,)
-        chosen = np.zeros(len(items), dtype=bool)  # each source's own top `quota` items are in
-        for s, (rank_s, quota_s) in enumerate(zip(ranks, quota, strict=True)):
-            found = rank_s > 0
-            rrf += np.where(found, w[s] / (RRF_K + rank_s), 0.0)
-            chosen |= found & (rank_s <= quota_s)
+        for s, rank_s in enumerate(ranks):
+            rrf += rrf_terms[s, rank_s]  # w_s / (RRF_K + rank), 0 where the source missed it
+        # each source's own top `quota` items are in
+        chosen = np.any((ranks > 0) & (ranks <= quota[:, None]), axis=0)  # (C,)
         # the fused order (ties: lower id first) both picks the fill and orders the list;
         # only the picked few are sorted, not every candidate
         short = total - int(chosen.sum())
@@ -212,6 +212,18 @@ def _entry_layout(widths: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     rank = np.concatenate([np.arange(1, m + 1) for m in widths])
     src.flags.writeable = rank.flags.writeable = False
     return src, rank
+
+
+@lru_cache(maxsize=64)
+def _rrf_terms(weights: tuple[float, ...], width: int) -> np.ndarray:
+    """(S, width + 1) float64: ``w_s / (RRF_K + rank)`` at column ``rank`` (1-based), 0 at
+    column 0 (not listed). Read-only, shared by every request: a lookup per candidate instead
+    of a division, with the same float64 values the division gives."""
+    ranks = np.arange(width + 1, dtype=np.float64)  # (width + 1,)
+    terms = np.asarray(weights, dtype=np.float64)[:, None] / (RRF_K + ranks)  # (S, width + 1)
+    terms[:, 0] = 0.0
+    terms.flags.writeable = False
+    return terms
 
 
 def _best_fused(rrf: np.ndarray, free: np.ndarray, n: int) -> np.ndarray:
