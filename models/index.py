@@ -84,6 +84,7 @@ class VectorIndex:
         self.dim_: int | None = None
         self.on_gpu_: bool = False
         self._index: Any = None  # a faiss index (GPU clone when on_gpu_)
+        self._norms: flat_scan.NormOrder | None = None  # an exact CPU index's early-stop order
         self.tuning_: dict[str, Any] | None = None  # the IVF nprobe choice, when tuned
 
     # ---------------------------------------------------------------- build / io
@@ -187,6 +188,8 @@ class VectorIndex:
     def _set(self, index: Any, kind: str, dim: int) -> None:
         self.kind_, self.dim_ = kind, dim
         self._index, self.on_gpu_ = _maybe_to_gpu(index, kind, self.config.use_gpu)
+        scanned = not self.on_gpu_ and flat_scan.can_scan(self._index, 1)
+        self._norms = flat_scan.NormOrder.of(self._index) if scanned else None
 
     def _cpu_index(self) -> Any:
         import faiss
@@ -213,7 +216,7 @@ class VectorIndex:
         index = self._built()
         fetch = min(k, self.ntotal, GPU_MAX_K if self.on_gpu_ else k)
         if fetch and not self.on_gpu_ and flat_scan.can_scan(index, len(queries)):
-            scores, ids = flat_scan.scan(index, queries, fetch)  # (B, fetch) each
+            scores, ids = flat_scan.scan(index, queries, fetch, self._norms)  # (B, fetch) each
         else:
             threads = self.config.threads
             if threads is None and len(queries) <= SINGLE_THREAD_BATCH:
