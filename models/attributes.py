@@ -195,9 +195,7 @@ class AttributesModel(CandidateModel):
             profile = np.bincount(tokens, weights=weights, minlength=n_tokens)  # (T,)
             used = np.flatnonzero(profile)
             if worth_sparse(int(reach_of[used].sum()), 1, n_items):
-                one = Sequences(np.array([0, len(history)]), history,
-                                history[:0].astype(np.int64), history[:0].astype(np.int8),
-                                n_items)  # fmt: skip
+                one = Sequences.one_history(history, n_items)
                 zeros = np.zeros(n_items, dtype=np.float32)  # no shared token scores 0
                 at = row_positions(postings.indptr, used)
                 items, inverse = np.unique(postings.indices[at], return_inverse=True)

@@ -137,9 +137,7 @@ class CovisitModel(CandidateModel):
             history = histories.user(row)
             cols, vals = self._row_links(history)
             if worth_sparse(len(cols), 1, len(pop)):
-                one = Sequences(np.array([0, len(history)]), history,
-                                history[:0].astype(np.int64), history[:0].astype(np.int8),
-                                len(pop))  # fmt: skip
+                one = Sequences.one_history(history, len(pop))
                 items, inverse = np.unique(cols, return_inverse=True)
                 summed = np.bincount(inverse, weights=vals).astype(np.float32) + pop[items]
                 hits = sp.csr_matrix((summed, items, np.array([0, len(items)])),

@@ -32,6 +32,14 @@ class Sequences:
     strength: np.ndarray  # (N,) int8 strongest event index into EVENTS for that user-item
     n_items: int
 
+    @classmethod
+    def one_history(cls, items: np.ndarray, n_items: int) -> Sequences:
+        """One user's items alone, without times or events (left empty): what history
+        exclusion reads. Cheaper at one request than :meth:`select`."""
+        empty = items[:0]
+        return cls(np.array([0, len(items)]), items, empty.astype(np.int64),
+                   empty.astype(np.int8), n_items)  # fmt: skip
+
     @property
     def n_users(self) -> int:
         return len(self.indptr) - 1
