@@ -17,6 +17,7 @@ import pandas as pd
 
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
+from recsys.native import topk as native_topk
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,12 @@ def top_n_row(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     A threshold read off a strided sample keeps about ``2n`` items, and only those are sorted:
     about half the cost of a partition of the whole row for a 500-item list of 20k. Should
     fewer than ``n`` pass it (scores far from uniform over the row), the threshold is the
-    row's own n-th best score instead.
+    row's own n-th best score instead. The C kernel (``recsys/native/topk.c``), where built,
+    does the same in one call and gives the same answer.
     """
+    compiled = native_topk.top_k(scores, n)
+    if compiled is not None:
+        return compiled
     size = len(scores)
     m = min(n, size)
     keep: np.ndarray | None = None
@@ -170,8 +175,12 @@ def stable_order_desc(values: np.ndarray) -> np.ndarray:
     Each float32 becomes an order-preserving unsigned integer (its bits, flipped so that
     unsigned order is float order; -0.0 counted as 0.0), packed with its position into one
     64-bit key. The keys are distinct, so numpy's plain (SIMD) sort of them is stable by
-    construction. Other dtypes, and rows holding NaN, take the stable argsort itself.
+    construction. Other dtypes, and rows holding NaN, take the stable argsort itself. The C
+    kernel (``recsys/native/topk.c``), where built, sorts the same keys in one call.
     """
+    compiled = native_topk.order_desc(values)
+    if compiled is not None:
+        return compiled
     if values.dtype != np.float32 or values.ndim != 1 or np.isnan(values).any():
         return np.argsort(-values, kind="stable")
     bits = (values + np.float32(0.0)).view(np.int32).astype(np.int64)  # (N,) -0.0 -> 0.0

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from models.base import top_n_row
+from recsys.native import topk as native_topk
 
 MAX_QUERIES = 64  # above this (evaluation), faiss's own multi-threaded search is faster
 BLOCK = 4096  # vectors per block: 2 MB at 128 dimensions, within a core's L2 and L3 share
@@ -110,8 +111,13 @@ def scan(
     top_ids = np.empty((len(queries), k), np.int64)
     top_scores = np.empty((len(queries), k), np.float32)
     for b, (row, stop) in enumerate(zip(scores, stops.tolist(), strict=True)):
-        if order is not None:  # back to id order; the vectors not read cannot make the top k
-            by_id = np.full(n, -np.inf, dtype=np.float32)  # (N,)
+        if order is not None:
+            # the vectors read, by id (those not read cannot make the top k)
+            compiled = native_topk.top_k(row[:stop], k, ids=order[:stop])
+            if compiled is not None:
+                top_ids[b], top_scores[b] = compiled
+                continue
+            by_id = np.full(n, -np.inf, dtype=np.float32)  # (N,) back to id order
             by_id[order[:stop]] = row[:stop]
             row = by_id
         top_ids[b], top_scores[b] = top_n_row(row, k)

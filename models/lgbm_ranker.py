@@ -22,6 +22,7 @@ from typing import Any, Self
 import lightgbm as lgb
 import numpy as np
 
+from recsys.native import columns as native_columns
 from recsys.ranking.frame import RankingFrame, select_groups
 
 ONNX_OPSET = 15  # the newest onnxmltools' LightGBM converter supports
@@ -60,15 +61,18 @@ class LGBMRankerConfig:
 def _columns(frame: RankingFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """(N, D + S - 1) float32 and names: dense, then sparse codes except the item index."""
     keep = [i for i, n in enumerate(frame.sparse_names) if n != "item"]
+    names = (*frame.dense_names, *(frame.sparse_names[i] for i in keep))
+    compiled = native_columns.ranker_columns(
+        frame.dense, frame.sparse, tuple(keep), MISSING, MANTISSA_BITS
+    )  # the C twin of what follows (recsys/native/columns.c)
+    if compiled is not None:
+        return compiled, names
     n_dense = frame.dense.shape[1]
     x = np.empty((len(frame.dense), n_dense + len(keep)), np.float32)  # (N, D + S - 1)
     x[:, :n_dense] = frame.dense
     x[:, n_dense:] = frame.sparse[:, keep]
     np.nan_to_num(x, copy=False, nan=MISSING, posinf=-MISSING, neginf=MISSING)
-    return _round_mantissa(x), (
-        *frame.dense_names,
-        *(frame.sparse_names[i] for i in keep),
-    )
+    return _round_mantissa(x), names
 
 
 def _round_mantissa(x: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from recsys import native
 from recsys.decision import DecisionConfig, DecisionStage
 from recsys.decision.stage import PurchaseLookup
 from recsys.pipeline import Pipeline
@@ -148,6 +149,7 @@ def build_pipelines(
     from recsys.events import LiveHistoryStage, SessionState
 
     name = ranker_name(bundle, ranker)
+    native.prepare()  # compiled (or found in the cache) now, not on the first request
     session = session if session is not None else SessionState.for_bundle(bundle)
     users = bundle.user_index()
     live = LiveHistoryStage(users, bundle.sequences, session, events)

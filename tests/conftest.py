@@ -143,3 +143,15 @@ def fill(disk: Path) -> Path:
     finally:
         os.close(fd)
     return ballast
+
+
+@pytest.fixture(params=["c", "numpy"])
+def topk_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on the C top-k kernel (recsys/native/topk.c) and on the numpy path."""
+    from recsys.native import topk as native_topk
+
+    if request.param == "numpy":
+        monkeypatch.setattr(native_topk, "_kernel", lambda: None)
+    elif native_topk._kernel() is None:
+        pytest.skip("the C top-k kernel is not built here (no C compiler)")
+    return str(request.param)

@@ -7,15 +7,22 @@ score: a geometric mean of the ranks, which favours items several sources rank f
 one source's head more than RRF does. The merged list is ordered by weighted reciprocal-rank
 fusion (RRF), so an item several sources agree on rises, and every candidate keeps the rank and
 score it had in each source that found it: the ranker uses those as features.
+
+The rows are merged by a C kernel (``recsys/native/merge.c``) where one could be built, else by
+its numpy twin here (:func:`_merge_rows`); both give the same answer bit for bit.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+
+from recsys import native
 
 RRF_K = 60.0  # the usual RRF damping: rank 1 vs rank 2 matters, rank 400 vs 401 barely
 
@@ -141,16 +148,40 @@ def merge(
     src_ranks = np.zeros((batch, total, len(names)), dtype=np.int32)
     quota = np.array([sizes[n] for n in names])
     fill_w = None if fill is None else np.array([fill.get(n, 0.0) for n in names], np.float64)
-    # the same for every request: which source and rank each entry of a row's lists holds
     widths = [lists[name].ids.shape[1] for name in names]
-    all_src, all_rank = _entry_layout(tuple(widths))  # (S*M,) each
-    rrf_terms = _rrf_terms(tuple(w.tolist()), max(widths, default=0))  # (S, M+1)
     all_ids = np.concatenate([lists[n].ids for n in names], axis=1).astype(np.int64)  # (B, S*M)
     all_scores = np.concatenate([lists[n].scores for n in names], axis=1).astype(np.float32)
     width = int(all_ids.max(initial=-1)) + 1
+    out = (ids, fused, src_scores, src_ranks)
+    kernel = _kernel()
+    if kernel is None or not _merge_native(
+        kernel, all_ids, all_scores, _tables(tuple(widths), tuple(w.tolist())), quota, fill_w,
+        total, width, out,
+    ):  # fmt: skip
+        _merge_rows(all_ids, all_scores, widths, w, quota, fill_w, total, width, out)
+    return CandidateBatch(names, ids, fused, src_scores, src_ranks)
+
+
+def _merge_rows(
+    all_ids: np.ndarray,
+    all_scores: np.ndarray,
+    widths: list[int],
+    w: np.ndarray,
+    quota: np.ndarray,
+    fill_w: np.ndarray | None,
+    total: int,
+    width: int,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """The merge row by row in numpy (the C kernel's twin): fills ``out`` as ``merge`` says."""
+    ids, fused, src_scores, src_ranks = out
+    n_sources = len(widths)
+    # the same for every request: which source and rank each entry of a row's lists holds
+    all_src, all_rank = _entry_layout(tuple(widths))  # (S*M,) each
+    rrf_terms = _rrf_terms(tuple(w.tolist()), max(widths, default=0))  # (S, M+1)
     seen = np.zeros(width, dtype=bool)  # scratch over the ids, cleared after each row
     where = np.empty(width, dtype=np.int32)  # scratch: id -> candidate, read only where written
-    for row in range(batch):
+    for row in range(len(all_ids)):
         valid = all_ids[row] >= 0
         if not valid.any():
             continue
@@ -166,11 +197,11 @@ def merge(
         # (Assigning in reversed order does not ensure it: numpy may walk a reversed index
         # forwards, and then the worst rank won.)
         cell = flat_src * len(items) + inverse  # (E,) flat (source, candidate) cell
-        best = np.full(len(names) * len(items), np.iinfo(np.int32).max, dtype=np.int32)
+        best = np.full(n_sources * len(items), np.iinfo(np.int32).max, dtype=np.int32)
         np.minimum.at(best, cell, flat_rank.astype(np.int32))
         wins = flat_rank == best[cell]  # (E,) one entry per filled cell
-        ranks = np.zeros((len(names), len(items)), dtype=np.int32)  # (S, C)
-        scores = np.full((len(names), len(items)), np.nan, dtype=np.float32)  # (S, C)
+        ranks = np.zeros((n_sources, len(items)), dtype=np.int32)  # (S, C)
+        scores = np.full((n_sources, len(items)), np.nan, dtype=np.float32)  # (S, C)
         ranks.reshape(-1)[cell[wins]] = flat_rank[wins]
         scores.reshape(-1)[cell[wins]] = flat_score[wins]
         # Source by source (a handful): the same sums, in the same order, as a sum over the
@@ -195,7 +226,71 @@ def merge(
         fused[row, :n] = rrf[picked]
         src_ranks[row, :n] = ranks[:, picked].T
         src_scores[row, :n] = scores[:, picked].T
-    return CandidateBatch(names, ids, fused, src_scores, src_ranks)
+
+
+@lru_cache(maxsize=1)
+def _kernel() -> Any:
+    """The C merge (``recsys/native/merge.c``), or None where native kernels are off or
+    cannot be built: the numpy loop above gives the same answer."""
+    argtypes = [ctypes.c_int64] * 6 + [ctypes.c_void_p] * 12
+    return native.function("merge", "recsys_merge", argtypes, ctypes.c_int)
+
+
+def _merge_native(
+    kernel: Any,  # the C function (_kernel)
+    all_ids: np.ndarray,
+    all_scores: np.ndarray,
+    tables: _Tables,
+    quota: np.ndarray,
+    fill_w: np.ndarray | None,
+    total: int,
+    width: int,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> bool:
+    """Fill ``out`` (ids, fused, source scores, source ranks; pre-filled as empty slots) with
+    the C merge; False (nothing written) when it could not get scratch memory."""
+    batch, entries = all_ids.shape
+    sources, m1 = tables.terms.shape
+    return kernel(
+        batch, entries, sources, m1, total, width,
+        native.address(all_ids), native.address(all_scores), *tables.addresses[:3],
+        native.address(np.ascontiguousarray(quota, np.int64)),
+        None if fill_w is None else native.address(fill_w), tables.addresses[3],
+        *(native.address(a) for a in out),
+    ) == 0  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The read-only tables the C merge reads for one set of list widths and weights, with
+    their addresses (held together, so an address never outlives its array)."""
+
+    src: np.ndarray  # (E,) int64 source of each entry
+    rank: np.ndarray  # (E,) int64 1-based rank of each entry
+    terms: np.ndarray  # (S, M+1) float64 RRF terms
+    log_ranks: np.ndarray  # (S, M+1) float64 log-rank fill terms
+    addresses: tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=64)
+def _tables(widths: tuple[int, ...], weights: tuple[float, ...]) -> _Tables:
+    src, rank = _entry_layout(widths)
+    terms = _rrf_terms(weights, max(widths, default=0))
+    log_ranks = _log_rank_table(widths, terms.shape[1])
+    src, rank = (np.ascontiguousarray(a, np.int64) for a in (src, rank))
+    where = [int(a.ctypes.data) for a in (src, rank, terms, log_ranks)]
+    return _Tables(src, rank, terms, log_ranks, (where[0], where[1], where[2], where[3]))
+
+
+@lru_cache(maxsize=64)
+def _log_rank_table(widths: tuple[int, ...], m1: int) -> np.ndarray:
+    """(S, m1) float64: :func:`log_rank` of rank r of source s at [s, r] (r = 0: unlisted),
+    the C merge's lookup for the log-rank fill. Read-only, shared."""
+    ranks = np.arange(m1)
+    table = np.stack([log_rank(ranks, w) for w in widths]) if widths else np.zeros((0, m1))
+    table = np.ascontiguousarray(table, dtype=np.float64)
+    table.flags.writeable = False
+    return table
 
 
 @lru_cache(maxsize=64)

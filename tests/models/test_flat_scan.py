@@ -9,6 +9,9 @@ import pytest
 from models import flat_scan
 from models.index import IndexConfig, VectorIndex
 
+# every test here runs on the C top-k kernel and on the numpy path (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("topk_path")
+
 
 def catalog(n: int = 9_000, d: int = 32) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)

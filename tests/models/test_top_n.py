@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 
 from models.base import stable_order_desc, top_n, top_n_row
+from recsys.native import topk as native_topk
+
+# every test here runs on the C top-k kernel and on the numpy path (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("topk_path")
 
 
 def spelled_out(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +83,38 @@ def test_stable_order_falls_back_where_the_keys_would_not_hold() -> None:
     np.testing.assert_array_equal(stable_order_desc(with_nan), [2, 0, 3, 1])
     doubles = np.array([0.5, 2.0, 0.5, 1.0])  # float64: no 32-bit key
     np.testing.assert_array_equal(stable_order_desc(doubles), [1, 3, 0, 2])
+
+
+@pytest.mark.parametrize("k", [1, 50, 700, 3_000])
+def test_top_k_of_scores_named_by_ids_is_the_top_of_the_row_in_id_order(
+    topk_path: str, k: int
+) -> None:
+    # the exact scans' case: scores in another order than the ids (norm order), some unread
+    rng = np.random.default_rng(k)
+    n = 3_000
+    for _ in range(5):
+        order = rng.permutation(n)
+        scores = rng.integers(0, 30, n).astype(np.float32)  # ties between far-apart ids
+        scores[rng.random(n) < 0.1] = -np.inf
+        read = int(rng.integers(k, n + 1)) if k <= n else n
+        by_id = np.full(n, -np.inf, np.float32)
+        by_id[order[:read]] = scores[:read]
+        want = spelled_out(by_id, k)
+        got = native_topk.top_k(scores[:read], k, ids=order[:read])
+        if topk_path == "numpy":
+            assert got is None
+            continue
+        assert got is not None
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_the_c_kernel_declines_what_only_numpy_decides(topk_path: str) -> None:
+    if topk_path == "numpy":
+        pytest.skip("the kernel's own refusals")
+    with_nan = np.array([1.0, np.nan, 2.0], np.float32)
+    assert native_topk.top_k(with_nan, 2) is None
+    assert native_topk.order_desc(with_nan) is None
+    assert native_topk.top_k(np.ones(3), 2) is None  # float64
+    too_big = np.array([0, 2**32], np.int64)
+    assert native_topk.top_k(np.ones(2, np.float32), 1, ids=too_big) is None

@@ -81,3 +81,26 @@ def test_mantissa_rounding_on_bits_equals_frexp_rounding() -> None:
     expected = np.ldexp(np.round(mantissa * scale) / scale, exponent).astype(np.float32)
     got = _round_mantissa(x.copy())
     assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_the_c_input_matrix_is_the_numpy_one_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import lgbm_ranker
+    from recsys.native import columns as native_columns
+
+    if native_columns._kernel() is None:
+        pytest.skip("the C columns kernel is not built here (no C compiler)")
+    rng = np.random.default_rng(3)
+    n, d = 3_000, 12
+    # values of every magnitude, random bit patterns (rounding ties included), the specials
+    dense = (rng.normal(size=(n, d)) * 10.0 ** rng.integers(-30, 30, (n, d))).astype(np.float32)
+    dense[:, 0] = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    dense[:9, 1] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38]
+    sparse = rng.integers(0, 2**40, (n, 4))  # codes beyond float32's 24 bits round as numpy's do
+    frame = RankingFrame(dense, tuple(f"d{i}" for i in range(d)), sparse,
+                         ("item", "category", "top_category", "brand"), (2**41,) * 4,
+                         np.array([n]), np.arange(n))  # fmt: skip
+    compiled, names = lgbm_ranker._columns(frame)
+    monkeypatch.setattr(native_columns, "_kernel", lambda: None)
+    expected, numpy_names = lgbm_ranker._columns(frame)
+    assert names == numpy_names and compiled.shape == (n, d + 3)
+    assert np.array_equal(compiled.view(np.uint32), expected.view(np.uint32))

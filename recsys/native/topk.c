@@ -1,0 +1,151 @@
+/* Top k of a float32 score row, best first, equal scores in id order (models.base.top_n_row,
+ * models.base.stable_order_desc, the exact scans' top k).
+ *
+ * Each score becomes a 64-bit key: its float order flipped into the high 32 bits (-0.0 counted
+ * as 0.0, as a comparison does), the item id in the low 32. Keys are distinct, so "the k
+ * smallest keys, sorted" is exactly a stable sort's first k, whatever algorithm finds them.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t key;
+    int64_t pos; /* where the score sits in the row */
+} Entry;
+
+static _Thread_local Entry *pool;
+static _Thread_local size_t pool_size;
+
+static inline uint64_t descending(float x) {
+    uint32_t bits;
+    x += 0.0f; /* -0.0 + 0.0 is 0.0: one key for both zeros */
+    memcpy(&bits, &x, sizeof bits);
+    /* negative: all bits flipped; positive: the sign bit set (branch-free: signs are random) */
+    uint32_t ascending = bits ^ ((uint32_t)((int32_t)bits >> 31) | 0x80000000u);
+    return (uint64_t)(0xFFFFFFFFu - ascending) << 32;
+}
+
+/* The r-th largest (0-based) of f[0..n), n > r; reorders f. */
+static float nth_largest(float *f, int64_t n, int64_t r) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = f[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (f[i] > pivot) i++;
+            while (pivot > f[j]) j--;
+            if (i <= j) {
+                float t = f[i];
+                f[i++] = f[j];
+                f[j--] = t;
+            }
+        }
+        if (r <= j) hi = j;
+        else if (r >= i) lo = i;
+        else break;
+    }
+    return f[r];
+}
+
+static void swap(Entry *a, Entry *b) {
+    Entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorders e[0..n) so that e[0..k) hold its k smallest keys. */
+static void select_smallest(Entry *e, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1, target = k - 1;
+    if (k <= 0 || k >= n) return;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (e[mid].key < e[lo].key) swap(&e[mid], &e[lo]);
+        if (e[hi].key < e[lo].key) swap(&e[hi], &e[lo]);
+        if (e[hi].key < e[mid].key) swap(&e[hi], &e[mid]);
+        uint64_t pivot = e[mid].key;
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (e[i].key < pivot) i++;
+            while (pivot < e[j].key) j--;
+            if (i <= j) swap(&e[i++], &e[j--]);
+        }
+        if (target <= j) hi = j;
+        else if (target >= i) lo = i;
+        else return;
+    }
+}
+
+static void sort_keys(Entry *e, int64_t n) {
+    while (n > 24) {
+        select_smallest(e, n, n / 2); /* halves around the median: O(n log n) overall */
+        sort_keys(e, n / 2);
+        e += n / 2;
+        n -= n / 2;
+    }
+    for (int64_t i = 1; i < n; i++) {
+        Entry x = e[i];
+        int64_t j = i;
+        while (j > 0 && e[j - 1].key > x.key) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = x;
+    }
+}
+
+/* n scores (ids[i] the id of scores[i]; NULL: the position is the id, ids below 2**32).
+ * Writes the best k as out_ids (int64) and out_scores (float32), padded with -1 / -inf beyond
+ * n; with mask_neginf, a -inf score's id is written as -1. Returns 0, -1 when memory ran out,
+ * -2 on a NaN score (the caller's numpy path decides where NaN goes). */
+int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, int mask_neginf,
+                 int64_t *out_ids, float *out_scores) {
+    int64_t m = k < n ? k : n;
+    if ((size_t)(n > 0 ? n : 1) > pool_size) {
+        Entry *more = realloc(pool, (size_t)n * sizeof(Entry));
+        if (!more) return -1;
+        pool = more;
+        pool_size = (size_t)n;
+    }
+    const uint32_t *bits = (const uint32_t *)scores;
+    uint32_t nan = 0; /* on the bits, so that the loop vectorizes */
+    for (int64_t i = 0; i < n; i++) nan |= (bits[i] & 0x7FFFFFFFu) > 0x7F800000u;
+    if (nan) return -2;
+    /* A threshold from a strided sample keeps about 2m entries: far fewer to select among. */
+    int64_t kept = 0;
+    if (m > 0 && 8 * m < n) {
+        int64_t stride = n / (8 * m), samples = 0;
+        float *sample = (float *)pool; /* scratch until the threshold is known */
+        for (int64_t i = 0; i < n; i += stride) sample[samples++] = scores[i];
+        int64_t want = 2 * (m / stride) + 8;
+        if (want < samples) {
+            float bar = nth_largest(sample, samples, want);
+            for (int64_t i = 0; i < n; i++) {
+                if (scores[i] < bar) continue;
+                pool[kept].key = descending(scores[i]) | (uint64_t)(uint32_t)(ids ? ids[i] : i);
+                pool[kept++].pos = i;
+            }
+            if (kept < m) kept = 0; /* too few passed: take the whole row */
+        }
+    }
+    if (kept == 0) {
+        for (int64_t i = 0; i < n; i++) {
+            pool[i].key = descending(scores[i]) | (uint64_t)(uint32_t)(ids ? ids[i] : i);
+            pool[i].pos = i;
+        }
+        kept = n;
+    }
+    select_smallest(pool, kept, m);
+    sort_keys(pool, m);
+    for (int64_t r = 0; r < m; r++) {
+        float s = scores[pool[r].pos];
+        out_scores[r] = s;
+        int neginf = s < 0 && s * 0.5f == s; /* -inf: the only negative x with x / 2 == x */
+        out_ids[r] = mask_neginf && neginf ? -1 : (int64_t)(pool[r].key & 0xFFFFFFFFu);
+    }
+    for (int64_t r = m; r < k; r++) {
+        out_ids[r] = -1;
+        out_scores[r] = -__builtin_inff();
+    }
+    return 0;
+}
