@@ -46,8 +46,8 @@ def test_the_cache_key_follows_the_source(fresh: Path, monkeypatch: pytest.Monke
 
 @needs_cc
 def test_prepare_builds_every_kernel(fresh: Path) -> None:
-    assert native.prepare() == {"columns": True, "merge": True, "topk": True}
-    assert len(list(fresh.glob("*.so"))) == 3
+    assert native.prepare() == {"columns": True, "context": True, "merge": True, "topk": True}
+    assert len(list(fresh.glob("*.so"))) == 4
 
 
 def test_an_unknown_kernel_names_the_known_ones(fresh: Path) -> None:

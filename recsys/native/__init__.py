@@ -1,9 +1,11 @@
-"""Small C kernels for the request path, compiled on first use with the machine's C compiler.
+"""Small C kernels for the request path, compiled with the machine's C compiler and cached.
 
 Some request-path steps are bookkeeping that numpy can only express as a few dozen calls per
-request, each with its own overhead (the merge's de-duplication, fusion and ordering). A loop in
-C does each in one pass. Every kernel has a numpy twin that gives the same answer bit for bit,
-and the tests run both on the same inputs.
+request, each with its own overhead. A loop in C does each in one pass: ``merge.c`` (the
+sources' lists merged), ``topk.c`` (top k of a score row), ``context.c`` (the ranking frame's
+history-match columns) and ``columns.c`` (the tree ranker's input matrix). Every kernel has a
+numpy twin that gives the same answer bit for bit, and the tests run both on the same inputs.
+Pipelines build them when they are built (:func:`prepare`), so no request waits on a compile.
 
 ``RECSYS_NATIVE`` (read on first use):
 

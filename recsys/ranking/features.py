@@ -20,6 +20,7 @@ import numpy as np
 
 from features.tables import ITEM_FEATURES, USER_FEATURES, FeatureTables
 from recsys.data.sequences import EncodedDataset, Sequences
+from recsys.native import context as native_context
 from recsys.ranking.frame import RankingFrame
 from recsys.retrieval.merge import CandidateBatch
 
@@ -224,6 +225,54 @@ def build_frame(
     price = item_feats[:, _COL["price"]]
     starts = np.searchsorted(b_idx, np.arange(n_requests))
     ends = np.searchsorted(b_idx, np.arange(n_requests), side="right")
+    _history_columns(spec, histories, features, starts, ends, cand_codes, price, recency, context)
+    if not full:
+        picked = [CONTEXT_FEATURES.index(c) for c in spec.context]
+        dense[:, n_src : n_src + n_ctx] = context[:, picked]
+
+    sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
+    sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
+    # unseen codes -> the table's edge
+    # (np.clip's general dtype handling costs more than the two ufuncs at a request's 500 rows)
+    sparse[:, 1:] = np.minimum(np.maximum(cand_codes, 0), np.asarray(spec.cardinality[1:]) - 1)
+    label = None
+    if targets is not None:
+        label = (items == np.asarray(targets)[b_idx]).astype(np.float32)
+    return RankingFrame(
+        dense=dense,
+        dense_names=spec.dense_names,
+        sparse=sparse,
+        sparse_names=spec.sparse_names,
+        cardinality=spec.cardinality,
+        group=np.bincount(b_idx, minlength=n_requests).astype(np.int64),  # one per request
+        item=items.astype(np.int64),
+        label=label,
+    )
+
+
+def _history_columns(
+    spec: FrameSpec,
+    histories: Sequences,
+    features: FeatureSource,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    cand_codes: np.ndarray,
+    price: np.ndarray,
+    recency: bool,
+    context: np.ndarray,
+) -> None:
+    """Columns 3.. of ``context`` (R, C): each request's rows ``starts[b]:ends[b]`` against its
+    history. The C kernel (``recsys/native/context.c``) where built, else this numpy loop; both
+    give the same bits."""
+    code_cols = [_COL[col] for col in CODE_COLUMNS]
+    if native_context.available():
+        every = features.items_at(histories.items)  # (H, F_item) every request's history
+        cards = (spec.cardinality[1], spec.cardinality[2], spec.cardinality[3])
+        if native_context.history_columns(
+            histories.indptr, _codes(every[:, code_cols]), every[:, _COL["price"]],
+            starts, ends, cand_codes, price, cards, recency, context,
+        ):  # fmt: skip
+            return
     for b, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
         if lo == hi:
             continue
@@ -254,25 +303,3 @@ def build_frame(
         known = hist_price[np.isfinite(hist_price)]
         band = float(_median(known)) if len(known) else 0.0
         context[lo:hi, 9] = price[lo:hi] / band if band > 0 else np.nan
-    if not full:
-        picked = [CONTEXT_FEATURES.index(c) for c in spec.context]
-        dense[:, n_src : n_src + n_ctx] = context[:, picked]
-
-    sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
-    sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
-    # unseen codes -> the table's edge
-    # (np.clip's general dtype handling costs more than the two ufuncs at a request's 500 rows)
-    sparse[:, 1:] = np.minimum(np.maximum(cand_codes, 0), np.asarray(spec.cardinality[1:]) - 1)
-    label = None
-    if targets is not None:
-        label = (items == np.asarray(targets)[b_idx]).astype(np.float32)
-    return RankingFrame(
-        dense=dense,
-        dense_names=spec.dense_names,
-        sparse=sparse,
-        sparse_names=spec.sparse_names,
-        cardinality=spec.cardinality,
-        group=np.bincount(b_idx, minlength=n_requests).astype(np.int64),  # one per request
-        item=items.astype(np.int64),
-        label=label,
-    )

@@ -150,3 +150,59 @@ def test_reorder_sorts_filled_slots_and_keeps_padding_last() -> None:
     frame = build_frame(spec, batch, hist, ["u0", "u1"], stored, targets=np.array([1, 2]))
     assert group_ndcg(np.array([0.1, 0.9, 0.5]), frame) == pytest.approx(1.0)
     assert group_ndcg(np.array([0.9, 0.1, 0.5]), frame) == pytest.approx((1 / np.log2(3) + 1) / 2)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        DEFAULT_CONTEXT,
+        (*DEFAULT_CONTEXT, "cat_recency", "brand_recency"),
+        CONTEXT_FEATURES,
+        ("price_ratio", "brand_recency", "cat_share", "last_brand"),  # not a prefix: a scratch
+    ],
+)
+def test_the_c_history_columns_are_the_numpy_ones_bit_for_bit(
+    context: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys.native import context as native_context
+
+    if not native_context.available():
+        pytest.skip("the C context kernel is not built here (no C compiler)")
+    rng = np.random.default_rng(len(context))
+    n_items, n_users, width = 400, 12, 30
+    items = np.zeros((n_items, len(ITEM_FEATURES)), np.float32)
+    items[:, CAT] = rng.integers(0, 9, n_items)  # 0: unknown
+    items[:, ITEM_FEATURES.index("category_top_code")] = rng.integers(0, 4, n_items)
+    items[:, BRAND] = rng.integers(0, 30, n_items)
+    items[rng.random(n_items) < 0.1, BRAND] = np.nan  # unknown codes
+    items[:, PRICE] = rng.lognormal(3, 1, n_items).astype(np.float32)
+    odd = rng.choice(n_items, 60, replace=False)
+    items[odd, PRICE] = rng.choice([np.nan, np.inf, 0.0, -0.0, -5.0], 60)
+    fitted = FrameSpec.fit(("a", "b"), n_items, items)
+    # a brand table smaller than the catalog's codes: the edge code stands for the rest
+    card = (*fitted.cardinality[:3], 12)
+    spec = FrameSpec(("a", "b"), card, context)
+    lengths = rng.integers(0, 40, n_users)
+    lengths[[0, 5]] = 0  # users without history
+    total = int(lengths.sum())
+    hist = Sequences(np.r_[0, np.cumsum(lengths)], rng.integers(0, n_items, total),
+                     np.arange(total), np.zeros(total, np.int8), n_items)  # fmt: skip
+    ids = rng.integers(0, n_items, (n_users, width))
+    ids[rng.random((n_users, width)) < 0.2] = -1
+    ids[3] = -1  # a request without candidates
+    batch = CandidateBatch(
+        sources=("a", "b"),
+        ids=ids,
+        fused=rng.random((n_users, width)).astype(np.float32),
+        source_scores=rng.random((n_users, width, 2)).astype(np.float32),
+        source_ranks=rng.integers(0, 50, (n_users, width, 2)).astype(np.int32),
+        links=rng.random((n_users, width, 3)).astype(np.float32),
+    )
+    users = [f"u{i}" for i in range(n_users)]
+    compiled = build_frame(spec, batch, hist, users, Stored(items))
+    monkeypatch.setattr(native_context, "_kernel", lambda: None)
+    assert not native_context.available()
+    expected = build_frame(spec, batch, hist, users, Stored(items))
+    assert compiled.dense_names == expected.dense_names
+    assert compiled.dense.tobytes() == expected.dense.tobytes()  # NaN payloads included
+    np.testing.assert_array_equal(compiled.sparse, expected.sparse)
