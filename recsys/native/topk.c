@@ -97,7 +97,8 @@ static void sort_keys(Entry *e, int64_t n) {
 /* n scores (ids[i] the id of scores[i]; NULL: the position is the id, ids below 2**32).
  * Writes the best k as out_ids (int64) and out_scores (float32), padded with -1 / -inf beyond
  * n; with mask_neginf, a -inf score's id is written as -1. Returns 0, -1 when memory ran out,
- * -2 on a NaN score (the caller's numpy path decides where NaN goes). */
+ * -2 on a NaN score (the caller's numpy path decides where NaN goes), -3 when an id that could
+ * enter the top k is negative or does not fit 32 bits. */
 int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, int mask_neginf,
                  int64_t *out_ids, float *out_scores) {
     int64_t m = k < n ? k : n;
@@ -122,7 +123,9 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
             float bar = nth_largest(sample, samples, want);
             for (int64_t i = 0; i < n; i++) {
                 if (scores[i] < bar) continue;
-                pool[kept].key = descending(scores[i]) | (uint64_t)(uint32_t)(ids ? ids[i] : i);
+                int64_t id = ids ? ids[i] : i;
+                if (id < 0 || id > 0xFFFFFFFFll) return -3;
+                pool[kept].key = descending(scores[i]) | (uint64_t)id;
                 pool[kept++].pos = i;
             }
             if (kept < m) kept = 0; /* too few passed: take the whole row */
@@ -130,7 +133,9 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
     }
     if (kept == 0) {
         for (int64_t i = 0; i < n; i++) {
-            pool[i].key = descending(scores[i]) | (uint64_t)(uint32_t)(ids ? ids[i] : i);
+            int64_t id = ids ? ids[i] : i;
+            if (id < 0 || id > 0xFFFFFFFFll) return -3;
+            pool[i].key = descending(scores[i]) | (uint64_t)id;
             pool[i].pos = i;
         }
         kept = n;

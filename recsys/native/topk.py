@@ -2,8 +2,8 @@
 ``k`` the row's length, of ``stable_order_desc``), bit for bit, in one C call.
 
 Each function returns None where the kernel is unavailable (``RECSYS_NATIVE=off``, no
-compiler) or declines the row (a NaN score, ids that do not fit 32 bits): the caller then runs
-its numpy path, which decides those cases.
+compiler) or declines the row (a NaN score; an id that could make the top k but is negative or
+does not fit 32 bits): the caller then runs its numpy path, which decides those cases.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ def top_k(
     kernel = _kernel()
     n = len(scores)
     if kernel is None or scores.dtype != np.float32 or n > MAX_ID:
-        return None
-    if ids is not None and len(ids) and (int(ids.max()) > MAX_ID or int(ids.min()) < 0):
         return None
     scores = np.ascontiguousarray(scores)
     out_ids = np.empty(k, np.int64)
