@@ -42,6 +42,12 @@ def test_the_cache_key_follows_the_source(fresh: Path, monkeypatch: pytest.Monke
     (edited / "topk.c").write_text((native.SOURCES / "topk.c").read_text() + "\n/* edit */\n")
     monkeypatch.setattr(native, "SOURCES", edited)
     assert native.build("topk") != before
+    # a shared header is part of every kernel's key
+    for name in ("merge.c", "scratch.h"):
+        (edited / name).write_text((Path(native.__file__).parent / name).read_text())
+    merged = native.build("merge")
+    (edited / "scratch.h").write_text((edited / "scratch.h").read_text() + "\n/* edit */\n")
+    assert native.build("merge") != merged
 
 
 @needs_cc

@@ -16,9 +16,9 @@ Pipelines build them when they are built (:func:`prepare`), so no request waits 
 
 Built libraries are cached in ``RECSYS_NATIVE_CACHE`` (default
 ``$XDG_CACHE_HOME/recsys-engine/native``, else ``~/.cache/recsys-engine/native``), named by a
-hash of the source, the compiler's version, the flags and the platform, so an upgrade or another
-machine never loads a stale one. A library is written under a temporary name and renamed, so
-workers starting together may each compile but never load a half-written file.
+hash of the source, the shared headers, the compiler's version, the flags and the platform, so an
+upgrade or another machine never loads a stale one. A library is written under a temporary name
+and renamed, so workers starting together may each compile but never load a half-written file.
 """
 
 from __future__ import annotations
@@ -114,9 +114,10 @@ def build(name: str, cache: Path | None = None) -> Path:
     compiler = find_compiler()
     if compiler is None:
         raise NativeBuildError("no C compiler found (set CC, or install cc, gcc or clang)")
+    headers = [h.read_text() for h in sorted(SOURCES.glob("*.h"))]  # what sources include
     key = hashlib.sha256(
         "\0".join(
-            [source.read_text(), _compiler_version(compiler), " ".join(FLAGS),
+            [source.read_text(), *headers, _compiler_version(compiler), " ".join(FLAGS),
              platform.machine(), platform.system()]
         ).encode()
     ).hexdigest()[:16]  # fmt: skip

@@ -10,18 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local void *scratch[3];
-static _Thread_local size_t capacity[3];
-
-static void *grow(int slot, size_t bytes) {
-    if (bytes > capacity[slot]) {
-        void *more = realloc(scratch[slot], bytes);
-        if (!more) return NULL;
-        scratch[slot] = more;
-        capacity[slot] = bytes;
-    }
-    return scratch[slot];
-}
+#include "scratch.h"
 
 static int by_value(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;

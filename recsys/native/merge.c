@@ -10,19 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Scratch that lives as long as the thread: a request's merge allocates nothing. */
-static _Thread_local void *scratch[10];
-static _Thread_local size_t capacity[10];
-
-static void *grow(int slot, size_t bytes) {
-    if (bytes > capacity[slot]) {
-        void *more = realloc(scratch[slot], bytes);
-        if (!more) return NULL;
-        scratch[slot] = more;
-        capacity[slot] = bytes;
-    }
-    return scratch[slot];
-}
+#include "scratch.h"
 
 /* A key whose unsigned order is the double's order (ascending), +0.0 and -0.0 alike. */
 static inline uint64_t ordered(double x) {
