@@ -15,6 +15,12 @@ have very uneven norms (popular items' are long): on the 20k-item shop's ALS fac
 reads about 60% of them. The bound holds for the float32 scores too (a margin covers their
 rounding), so the top k and the order of equal scores are exactly those of the full scan.
 
+Scoring only what can make the top k (:class:`recsys.native.prefilter.Coded`). With the C
+kernel built, an int8 copy of the vectors in that order (a quarter of the bytes, integer dot
+products) gives each vector an interval that holds its float32 score; only those whose interval
+reaches the k-th largest lower end are scored by faiss's kernel: about 1,200 of the 20k-item
+shop's for a 500-item list, against 12,000 read by the early stop alone.
+
 Each score is the same float faiss computes (one vector, one query, the same kernel), whatever
 the batch and wherever the block starts, so a request gets the same list alone or batched.
 Equal scores come out in id order (:func:`models.base.top_n_row`), where ``IndexFlatIP.search``
@@ -30,6 +36,7 @@ import numpy as np
 
 from models.base import top_n_row
 from recsys.native import topk as native_topk
+from recsys.native.prefilter import Coded
 
 MAX_QUERIES = 64  # above this (evaluation), faiss's own multi-threaded search is faster
 BLOCK = 4096  # vectors per block: 2 MB at 128 dimensions, within a core's L2 and L3 share
@@ -60,11 +67,14 @@ class NormOrder:
     order: (N,) int64 row ids, the longest vector first.
     neg_norms: (N,) float64 ``-|y|`` in that order (ascending, for ``searchsorted``).
     vectors: (N, D) float32 C-contiguous, the index's rows in that order (a copy).
+    coded: their int8 copy that bounds each score (:mod:`recsys.native.prefilter`), None
+        without the C kernel.
     """
 
     order: np.ndarray
     neg_norms: np.ndarray
     vectors: np.ndarray
+    coded: Coded | None = None
 
     @classmethod
     def of(cls, index: Any) -> NormOrder | None:
@@ -77,7 +87,8 @@ class NormOrder:
         if not np.isfinite(norms).all() or np.median(norms) > UNEVEN_NORMS * norms.max():
             return None
         order = np.argsort(-norms, kind="stable")  # (N,)
-        return cls(order, -norms[order], np.ascontiguousarray(vectors[order]))
+        ordered = np.ascontiguousarray(vectors[order])  # (N, D)
+        return cls(order, -norms[order], ordered, Coded.of(ordered, norms[order]))
 
     def stops(self, queries: np.ndarray, kth: np.ndarray) -> np.ndarray:
         """(B,) how many vectors, in this order, each query must read: every ``y`` with
@@ -97,6 +108,10 @@ def scan(
     float32 and ids (B, k) int64, best first, as ``index.search`` returns them. Given the
     index's :class:`NormOrder`, each query stops reading where no vector left can make its top
     ``k``; the answer is the same."""
+    if norms is not None and norms.coded is not None:
+        found = _scan_coded(norms, norms.coded, queries, k)
+        if found is not None:
+            return found
     n = int(index.ntotal)
     if norms is None:
         vectors, order, stops = _vectors(index), None, np.full(len(queries), n)
@@ -121,6 +136,37 @@ def scan(
             by_id[order[:stop]] = row[:stop]
             row = by_id
         top_ids[b], top_scores[b] = top_n_row(row, k)
+    return top_scores, top_ids
+
+
+def _scan_coded(
+    norms: NormOrder, coded: Coded, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`scan` through the int8 copy: each query's exact scores only for the vectors
+    whose bounds let them make its top k (the same floats, so the same top k). None where the
+    kernel declines a query (a zero or non-finite one)."""
+    import faiss
+
+    kernel: Any = faiss.fvec_inner_products_ny  # type: ignore[attr-defined]  # not in its stub
+    n, d = norms.vectors.shape
+    first = min(n, max(BLOCK, k))
+    top_ids = np.empty((len(queries), k), np.int64)
+    top_scores = np.empty((len(queries), k), np.float32)
+    for b, query in enumerate(queries):
+        picked = coded.candidates(query, k, first)  # (C,) positions in the length order
+        if picked is None:
+            return None
+        rows = np.take(norms.vectors, picked, axis=0)  # (C, D)
+        scores = np.empty(len(picked), np.float32)  # (C,)
+        kernel(faiss.swig_ptr(scores), faiss.swig_ptr(query), faiss.swig_ptr(rows), d,
+               len(picked))  # fmt: skip
+        ids = norms.order[picked]  # (C,)
+        compiled = native_topk.top_k(scores, k, ids=ids)
+        if compiled is None:
+            by_id = np.full(n, -np.inf, dtype=np.float32)  # (N,) back to id order
+            by_id[ids] = scores
+            compiled = top_n_row(by_id, k)
+        top_ids[b], top_scores[b] = compiled
     return top_scores, top_ids
 
 

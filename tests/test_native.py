@@ -52,8 +52,14 @@ def test_the_cache_key_follows_the_source(fresh: Path, monkeypatch: pytest.Monke
 
 @needs_cc
 def test_prepare_builds_every_kernel(fresh: Path) -> None:
-    assert native.prepare() == {"columns": True, "context": True, "merge": True, "topk": True}
-    assert len(list(fresh.glob("*.so"))) == 4
+    assert native.prepare() == {
+        "columns": True,
+        "context": True,
+        "merge": True,
+        "prefilter": True,
+        "topk": True,
+    }
+    assert len(list(fresh.glob("*.so"))) == 5
 
 
 def test_an_unknown_kernel_names_the_known_ones(fresh: Path) -> None:

@@ -3,8 +3,10 @@
 Some request-path steps are bookkeeping that numpy can only express as a few dozen calls per
 request, each with its own overhead. A loop in C does each in one pass: ``merge.c`` (the
 sources' lists merged), ``topk.c`` (top k of a score row), ``context.c`` (the ranking frame's
-history-match columns) and ``columns.c`` (the tree ranker's input matrix). Every kernel has a
-numpy twin that gives the same answer bit for bit, and the tests run both on the same inputs.
+history-match columns), ``columns.c`` (the tree ranker's input matrix) and ``prefilter.c``
+(which vectors can make an exact inner-product top k, from an int8 copy). Every kernel has a
+numpy twin that gives the same answer bit for bit (the prefilter's: scoring every vector), and
+the tests run both on the same inputs.
 Pipelines build them when they are built (:func:`prepare`), so no request waits on a compile.
 
 ``RECSYS_NATIVE`` (read on first use):
