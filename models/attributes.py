@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from models.base import CandidateModel, TrainingData, top_n
 from models.sparse_topn import (
     MAX_SPARSE_BATCH,
+    max_sparse_hits,
     row_positions,
     sparse_top_n,
     weighted_rows,
@@ -33,6 +34,7 @@ from models.sparse_topn import (
 )
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
+from recsys.native import rows as native_rows
 
 SCORE_BLOCK = 256  # histories scored per dense block (bounds the (b, tokens) profile)
 
@@ -182,15 +184,27 @@ class AttributesModel(CandidateModel):
             raise ValueError(f"n must be positive, got {n}")
         postings = getattr(self, "postings_", None)
         order = getattr(self, "prior_order_", None)
-        if postings is None or order is None:  # derived: not pickled (see __getstate__)
+        reach_of = getattr(self, "reach_", None)
+        if postings is None or order is None or reach_of is None:  # derived: not pickled
             postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
             order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
+            reach_of = self.reach_ = np.diff(postings.indptr).astype(np.int64)  # (T,)
         n_items, n_tokens = self.items_.shape
-        reach_of = np.diff(postings.indptr)
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
+        cfg = self.config
         for row in range(histories.n_users):
             history = histories.user(row)
+            recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
+            weights = 0.5 ** (np.arange(len(recent))[::-1] / cfg.half_life)
+            dense = native_rows.attributes_row(self.items_, reach_of, recent,
+                                               weights.astype(np.float32), self.prior_,
+                                               history if exclude_seen else None,
+                                               max_sparse_hits(n_items))  # fmt: skip
+            if dense is not None:  # the dense branch below, in one C call
+                got = top_n(dense[None, :], n)
+                ids[row], scores[row] = got[0][0], got[1][0]
+                continue
             tokens, weights = self._row_profile(history)
             profile = np.bincount(tokens, weights=weights, minlength=n_tokens)  # (T,)
             used = np.flatnonzero(profile)
@@ -219,6 +233,7 @@ class AttributesModel(CandidateModel):
         state = dict(self.__dict__)
         state.pop("postings_", None)
         state.pop("prior_order_", None)
+        state.pop("reach_", None)
         return state
 
     def config_dict(self) -> dict[str, Any]:

@@ -18,12 +18,14 @@ import scipy.sparse as sp
 from models.base import CandidateModel, TrainingData, top_n
 from models.sparse_topn import (
     MAX_SPARSE_BATCH,
+    max_sparse_hits,
     sparse_top_n,
     weighted_rows,
     worth_sparse,
 )
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSet
+from recsys.native import rows as native_rows
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,18 @@ class CovisitModel(CandidateModel):
             order = self.pop_order_ = np.argsort(-pop, kind="stable")
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
+        cfg, m = self.config, self.matrix_
         for row in range(histories.n_users):
             history = histories.user(row)
+            recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
+            weights = np.power(cfg.recency_decay, np.arange(len(recent))[::-1])
+            dense = native_rows.covisit_row(m, recent, weights.astype(np.float32), pop,
+                                            history if exclude_seen else None,
+                                            max_sparse_hits(len(pop)))  # fmt: skip
+            if dense is not None:  # the dense branch below, in one C call
+                got = top_n(dense[None, :], n)
+                ids[row], scores[row] = got[0][0], got[1][0]
+                continue
             cols, vals = self._row_links(history)
             if worth_sparse(len(cols), 1, len(pop)):
                 one = Sequences.one_history(history, len(pop))

@@ -47,6 +47,11 @@ def worth_sparse(hits: int, rows: int, n_items: int) -> bool:
     return rows <= MAX_SPARSE_BATCH and hits <= MAX_SPARSE_SHARE * n_items * max(rows, 1)
 
 
+def max_sparse_hits(n_items: int) -> int:
+    """The most stored scores one history may have for :func:`worth_sparse` to hold."""
+    return int(MAX_SPARSE_SHARE * n_items)
+
+
 def sparse_top_n(
     hits: sp.csr_matrix,
     fill: np.ndarray,

@@ -57,9 +57,10 @@ def test_prepare_builds_every_kernel(fresh: Path) -> None:
         "context": True,
         "merge": True,
         "prefilter": True,
+        "rows": True,
         "topk": True,
     }
-    assert len(list(fresh.glob("*.so"))) == 5
+    assert len(list(fresh.glob("*.so"))) == 6
 
 
 def test_an_unknown_kernel_names_the_known_ones(fresh: Path) -> None:
