@@ -164,10 +164,12 @@ class AttributesModel(CandidateModel):
         item rows gathered directly, no sparse objects (their construction and checks cost
         more than the arithmetic at one request)."""
         assert self.items_ is not None
-        m, cfg = self.items_, self.config
-        recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
-        weights = 0.5 ** (np.arange(len(recent))[::-1] / cfg.half_life)
-        return weighted_rows(m, recent, weights)
+        return weighted_rows(self.items_, *self._recent(history))
+
+    def _recent(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The latest items forming the query (R,) int64 and their weights (R,) float64."""
+        recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
+        return recent, 0.5 ** (np.arange(len(recent))[::-1] / self.config.half_life)
 
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True
@@ -192,11 +194,9 @@ class AttributesModel(CandidateModel):
         n_items, n_tokens = self.items_.shape
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
-        cfg = self.config
         for row in range(histories.n_users):
             history = histories.user(row)
-            recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
-            weights = 0.5 ** (np.arange(len(recent))[::-1] / cfg.half_life)
+            recent, weights = self._recent(history)
             dense = native_rows.attributes_row(self.items_, reach_of, recent,
                                                weights.astype(np.float32), self.prior_,
                                                history if exclude_seen else None,

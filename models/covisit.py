@@ -106,15 +106,17 @@ class CovisitModel(CandidateModel):
         scores += self.popularity_
         return scores
 
+    def _recent(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The latest items looked up (R,) int64 and their recency weights (R,) float64."""
+        recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
+        return recent, np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
+
     def _row_links(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One history's links as (items, weights), an item once per recent item linking it:
         the matrix rows gathered directly, no sparse objects (whose construction and checks
         cost more than the arithmetic at one request)."""
         assert self.matrix_ is not None
-        m = self.matrix_
-        recent = np.asarray(history[-self.config.recent :], dtype=np.int64)
-        weights = np.power(self.config.recency_decay, np.arange(len(recent))[::-1])
-        return weighted_rows(m, recent, weights)
+        return weighted_rows(self.matrix_, *self._recent(history))
 
     def recommend(
         self, histories: Sequences, n: int, exclude_seen: bool = True
@@ -135,12 +137,10 @@ class CovisitModel(CandidateModel):
             order = self.pop_order_ = np.argsort(-pop, kind="stable")
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
-        cfg, m = self.config, self.matrix_
         for row in range(histories.n_users):
             history = histories.user(row)
-            recent = np.asarray(history[-cfg.recent :], dtype=np.int64)
-            weights = np.power(cfg.recency_decay, np.arange(len(recent))[::-1])
-            dense = native_rows.covisit_row(m, recent, weights.astype(np.float32), pop,
+            recent, weights = self._recent(history)
+            dense = native_rows.covisit_row(self.matrix_, recent, weights.astype(np.float32), pop,
                                             history if exclude_seen else None,
                                             max_sparse_hits(len(pop)))  # fmt: skip
             if dense is not None:  # the dense branch below, in one C call
