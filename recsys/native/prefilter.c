@@ -103,6 +103,7 @@ __attribute__((target("avx2"))) static void dots_avx2(const int16_t *restrict p,
 /* Integer sums are exact, so both paths give the same dots. */
 static void dots(const int16_t *p, const int8_t *codes, int64_t n, int64_t d, int32_t *out) {
 #ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init(); /* idempotent; the CPU model may not be read yet in a dlopen'ed library */
     if (__builtin_cpu_supports("avx2")) {
         dots_avx2(p, codes, n, d, out);
         return;
@@ -120,6 +121,7 @@ int recsys_prefilter_dots(int wide, const int16_t *p, const int8_t *codes, int64
         return 0;
     }
 #ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) {
         dots_avx2(p, codes, n, d, out);
         return 0;
