@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nth.h"
 #include "scratch.h"
 
 #define CODE_MAX 127
@@ -28,27 +29,7 @@
 #define TOLERANCE 1e-4
 #define STOP_MARGIN 1e-3 /* the early stop's slack on |q| |y|, as models/flat_scan.py's */
 
-/* The r-th largest (0-based) of f[0..n), n > r; reorders f. */
-static double nth_largest(double *f, int64_t n, int64_t r) {
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        double pivot = f[lo + (hi - lo) / 2];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (f[i] > pivot) i++;
-            while (pivot > f[j]) j--;
-            if (i <= j) {
-                double t = f[i];
-                f[i++] = f[j];
-                f[j--] = t;
-            }
-        }
-        if (r <= j) hi = j;
-        else if (r >= i) lo = i;
-        else break;
-    }
-    return f[r];
-}
+DEFINE_NTH_LARGEST(nth_largest, double)
 
 /* out[j] = p . c_j for n vectors of d int8 codes (p widened to int16): exact in int32 for
  * d <= INT32_MAX / 127^2 (the caller checks). */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nth.h"
+
 typedef struct {
     uint64_t key;
     int64_t pos; /* where the score sits in the row */
@@ -26,27 +28,7 @@ static inline uint64_t descending(float x) {
     return (uint64_t)(0xFFFFFFFFu - ascending) << 32;
 }
 
-/* The r-th largest (0-based) of f[0..n), n > r; reorders f. */
-static float nth_largest(float *f, int64_t n, int64_t r) {
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = f[lo + (hi - lo) / 2];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (f[i] > pivot) i++;
-            while (pivot > f[j]) j--;
-            if (i <= j) {
-                float t = f[i];
-                f[i++] = f[j];
-                f[j--] = t;
-            }
-        }
-        if (r <= j) hi = j;
-        else if (r >= i) lo = i;
-        else break;
-    }
-    return f[r];
-}
+DEFINE_NTH_LARGEST(nth_largest, float)
 
 static void swap(Entry *a, Entry *b) {
     Entry t = *a;
