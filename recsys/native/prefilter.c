@@ -198,11 +198,10 @@ int recsys_prefilter_bounds(int64_t n, int64_t d, const int8_t *codes, const dou
 /* Positions (increasing, into the length order) of the vectors that can make the top k of
  * `query` (d,) float32, written to `out` (n,); returns how many, or -1 where it declines (a
  * query that is zero or not finite, k outside [1, first], first > n, too many dimensions, no
- * memory). `lengths` (n,) are the |y_j|, decreasing; `first` (>= k) vectors are always read.
- * `*read` gets how many were read before the early stop. */
+ * memory). `lengths` (n,) are the |y_j|, decreasing; `first` (>= k) vectors are always read. */
 int64_t recsys_prefilter(int64_t n, int64_t d, const int8_t *codes, const double *scale,
                          const double *miss, const double *lengths, const float *query,
-                         int64_t k, int64_t first, int64_t *out, int64_t *read) {
+                         int64_t k, int64_t first, int64_t *out) {
     if (k < 1 || first < k || first > n) return -1;
     Query q;
     int32_t *dot = grow(1, (size_t)n * sizeof(int32_t));
@@ -244,6 +243,5 @@ int64_t recsys_prefilter(int64_t n, int64_t d, const int8_t *codes, const double
         out[count] = j;
         count += hi[j] >= bound;
     }
-    *read = stop;
     return count;
 }

@@ -25,7 +25,7 @@ def _kernels() -> tuple[Any, Any] | None:
     codes = native.function(
         "prefilter", "recsys_prefilter_codes", [i64, i64, ptr, ptr, ptr, ptr], None
     )
-    argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr]
+    argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, ptr]
     select = native.function("prefilter", "recsys_prefilter", argtypes, i64)
     return None if codes is None or select is None else (codes, select)
 
@@ -52,11 +52,12 @@ class Coded:
         kernels = _kernels()
         if kernels is None:
             return None
+        vectors = np.ascontiguousarray(vectors, np.float32)  # held while the kernel reads it
         n, d = vectors.shape
         codes = np.empty((n, d), np.int8)
         scale, miss = np.empty(n), np.empty(n)
-        kernels[0](n, d, native.address(np.ascontiguousarray(vectors, np.float32)),
-                   native.address(codes), native.address(scale), native.address(miss))  # fmt: skip
+        kernels[0](n, d, native.address(vectors), native.address(codes), native.address(scale),
+                   native.address(miss))  # fmt: skip
         lengths = np.ascontiguousarray(lengths, np.float64)
         return cls(codes, scale, miss, lengths)
 
@@ -71,11 +72,13 @@ class Coded:
         n, d = self.codes.shape
         query = np.ascontiguousarray(query, np.float32)
         out = np.empty(n, np.int64)
-        read = np.zeros(1, np.int64)
         count = kernels[1](n, d, *self._addresses, native.address(query), k, first,
-                           native.address(out), native.address(read))  # fmt: skip
+                           native.address(out))  # fmt: skip
         return None if count < 0 else out[:count]
 
     @cached_property
     def _addresses(self) -> tuple[int, int, int, int]:
-        return tuple(native.address(a) for a in (self.codes, self.scale, self.miss, self.lengths))  # type: ignore[return-value]
+        """The arrays' addresses, taken once: the arrays live as long as this object."""
+        codes, scale, miss, lengths = self.codes, self.scale, self.miss, self.lengths
+        return (native.address(codes), native.address(scale), native.address(miss),
+                native.address(lengths))  # fmt: skip
