@@ -7,7 +7,7 @@
  *     q . y_j = t s_j (p . c_j) + (q - t p) . y_j + t p . (y_j - s_j c_j)
  *
  * and the last two terms are at most m |y_j| and t |p| r_j (Cauchy-Schwarz). p . c_j is an
- * integer sum (exact, and one the compiler vectorizes). So every vector gets an interval
+ * integer sum (exact, and vectorized). So every vector gets an interval
  * [lo_j, hi_j] that holds its exact score, and the float32 score faiss computes for it too (a
  * tolerance covers that rounding). With T the k-th largest lo_j, at least k vectors score T or
  * more, so one whose hi_j is below T cannot make the top k whatever the order of ties: only the

@@ -58,6 +58,8 @@ def covisit_row(
     if kernels is None or csr is None or not _vector(popularity, np.float32):
         return None
     n_items = matrix.shape[0]
+    if matrix.shape != (n_items, n_items) or len(popularity) != n_items:
+        return None
     rows, weights = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(weights, np.float32)
     seen = np.empty(0, np.int64) if seen is None else np.ascontiguousarray(seen, np.int64)
     out = np.empty(n_items, np.float32)
@@ -83,9 +85,9 @@ def attributes_row(
     kernels, csr = _kernels(), _csr(items)
     if kernels is None or csr is None or not _vector(prior, np.float32):
         return None
-    if not _vector(reach, np.int64):
-        return None
     n_items, n_tokens = items.shape
+    if not _vector(reach, np.int64) or len(reach) != n_tokens or len(prior) != n_items:
+        return None
     rows, weights = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(weights, np.float32)
     seen = np.empty(0, np.int64) if seen is None else np.ascontiguousarray(seen, np.int64)
     out = np.empty(n_items, np.float32)

@@ -125,3 +125,20 @@ def test_few_hits_are_left_to_the_sparse_path_and_odd_input_to_numpy() -> None:
     args = (m, reach, picked, weights, pop)
     assert native_rows.attributes_row(*args, None, tokens_hit) is None
     assert native_rows.attributes_row(*args, None, tokens_hit - 1) is not None
+
+
+def test_mismatched_shapes_are_left_to_numpy() -> None:
+    rng = np.random.default_rng(3)
+    square = random_csr(rng, (40, 40), 300)
+    picked, weights = np.array([1, 2]), np.ones(2, np.float32)
+    short, full = np.zeros(39, np.float32), np.zeros(40, np.float32)
+    assert native_rows.covisit_row(square, picked, weights, short, None, -1) is None
+    assert native_rows.covisit_row(square, picked, weights, full, None, -1) is not None
+    wide = random_csr(rng, (40, 50), 300)
+    assert native_rows.covisit_row(wide, picked, weights, full, None, -1) is None
+    items = random_csr(rng, (40, 12), 200)
+    reach = np.diff(sp.csr_matrix(items.T).indptr).astype(np.int64)
+    prior = np.ones(40, np.float32)
+    assert native_rows.attributes_row(items, reach[:-1], picked, weights, prior, None, -1) is None
+    assert native_rows.attributes_row(items, reach, picked, weights, prior[:-1], None, -1) is None
+    assert native_rows.attributes_row(items, reach, picked, weights, prior, None, -1) is not None
