@@ -194,13 +194,14 @@ class AttributesModel(CandidateModel):
         n_items, n_tokens = self.items_.shape
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
+        max_hits = max_sparse_hits(n_items)  # where the kernel leaves a row to the sparse path
         for row in range(histories.n_users):
             history = histories.user(row)
             recent, weights = self._recent(history)
             dense = native_rows.attributes_row(self.items_, reach_of, recent,
                                                weights.astype(np.float32), self.prior_,
                                                history if exclude_seen else None,
-                                               max_sparse_hits(n_items))  # fmt: skip
+                                               max_hits)  # fmt: skip
             if dense is not None:  # the dense branch below, in one C call
                 got = top_n(dense[None, :], n)
                 ids[row], scores[row] = got[0][0], got[1][0]

@@ -137,12 +137,13 @@ class CovisitModel(CandidateModel):
             order = self.pop_order_ = np.argsort(-pop, kind="stable")
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
+        max_hits = max_sparse_hits(len(pop))  # where the kernel leaves a row to the sparse path
         for row in range(histories.n_users):
             history = histories.user(row)
             recent, weights = self._recent(history)
             dense = native_rows.covisit_row(self.matrix_, recent, weights.astype(np.float32), pop,
                                             history if exclude_seen else None,
-                                            max_sparse_hits(len(pop)))  # fmt: skip
+                                            max_hits)  # fmt: skip
             if dense is not None:  # the dense branch below, in one C call
                 got = top_n(dense[None, :], n)
                 ids[row], scores[row] = got[0][0], got[1][0]

@@ -41,7 +41,7 @@ def history_columns(
     kernel = _kernel()
     if kernel is None or context.dtype != np.float32 or context.strides[1] != 4:
         return False
-    if context.strides[0] % 4:
+    if context.strides[0] % 4:  # the kernel steps rows in float32 elements
         return False
     ints = [np.ascontiguousarray(a, np.int64) for a in (indptr, hist_codes, starts, ends,
                                                          cand_codes, np.asarray(cardinality))]

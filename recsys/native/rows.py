@@ -60,8 +60,7 @@ def covisit_row(
     n_items = matrix.shape[0]
     if matrix.shape != (n_items, n_items) or len(popularity) != n_items:
         return None
-    rows, weights = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(weights, np.float32)
-    seen = np.empty(0, np.int64) if seen is None else np.ascontiguousarray(seen, np.int64)
+    rows, weights, seen = _request(rows, weights, seen)
     out = np.empty(n_items, np.float32)
     done = kernels[0](*csr, n_items, native.address(rows), len(rows), native.address(weights),
                       native.address(popularity), _address(seen), len(seen), max_hits,
@@ -88,13 +87,21 @@ def attributes_row(
     n_items, n_tokens = items.shape
     if not _vector(reach, np.int64) or len(reach) != n_tokens or len(prior) != n_items:
         return None
-    rows, weights = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(weights, np.float32)
-    seen = np.empty(0, np.int64) if seen is None else np.ascontiguousarray(seen, np.int64)
+    rows, weights, seen = _request(rows, weights, seen)
     out = np.empty(n_items, np.float32)
     done = kernels[1](*csr, n_items, n_tokens, native.address(reach), native.address(rows),
                       len(rows), native.address(weights), native.address(prior), _address(seen),
                       len(seen), max_hits, native.address(out))  # fmt: skip
     return out if done == 0 else None
+
+
+def _request(
+    rows: np.ndarray, weights: np.ndarray, seen: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A request's rows (R,) int64, weights (R,) float32 and seen ids (H,) int64, contiguous
+    (no seen ids: empty), held by the caller while the kernel reads them."""
+    rows, weights = np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(weights, np.float32)
+    return rows, weights, np.ascontiguousarray(np.empty(0) if seen is None else seen, np.int64)
 
 
 def _vector(array: np.ndarray, dtype: type) -> bool:

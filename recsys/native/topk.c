@@ -77,8 +77,8 @@ static void sort_keys(Entry *e, int64_t n) {
 }
 
 /* n scores (ids[i] the id of scores[i]; NULL: the position is the id, ids below 2**32).
- * Writes the best k as out_ids (int64) and out_scores (float32), padded with -1 / -inf beyond
- * n; with mask_neginf, a -inf score's id is written as -1. Returns 0, -1 when memory ran out,
+ * Writes the best k as out_ids (int64) and out_scores (float32; NULL: not written), padded
+ * with -1 / -inf beyond n; with mask_neginf, a -inf score's id is written as -1. Returns 0, -1 when memory ran out,
  * -2 on a NaN score (the caller's numpy path decides where NaN goes), -3 when an id that could
  * enter the top k is negative or does not fit 32 bits. */
 int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, int mask_neginf,
@@ -126,13 +126,13 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
     sort_keys(pool, m);
     for (int64_t r = 0; r < m; r++) {
         float s = scores[pool[r].pos];
-        out_scores[r] = s;
+        if (out_scores) out_scores[r] = s;
         int neginf = s < 0 && s * 0.5f == s; /* -inf: the only negative x with x / 2 == x */
         out_ids[r] = mask_neginf && neginf ? -1 : (int64_t)(pool[r].key & 0xFFFFFFFFu);
     }
     for (int64_t r = m; r < k; r++) {
         out_ids[r] = -1;
-        out_scores[r] = -__builtin_inff();
+        if (out_scores) out_scores[r] = -__builtin_inff();
     }
     return 0;
 }

@@ -55,7 +55,5 @@ def order_desc(values: np.ndarray) -> np.ndarray | None:
         return None
     values = np.ascontiguousarray(values)
     out_ids = np.empty(n, np.int64)
-    out_scores = np.empty(n, np.float32)
-    done = kernel(n, native.address(values), None, n, 0, native.address(out_ids),
-                  native.address(out_scores))  # fmt: skip
+    done = kernel(n, native.address(values), None, n, 0, native.address(out_ids), None)
     return out_ids if done == 0 else None

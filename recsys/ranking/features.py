@@ -57,6 +57,7 @@ LINK_FEATURES: tuple[str, ...] = ("link_1", "link_2", "link_3")
 SPARSE_NAMES: tuple[str, ...] = ("item", "category", "category_top", "brand")
 CODE_COLUMNS: tuple[str, ...] = ("category_code", "category_top_code", "brand_code")
 _COL = {name: i for i, name in enumerate(ITEM_FEATURES)}
+_CODE_COLS = [_COL[col] for col in CODE_COLUMNS]  # category, top category, brand
 
 
 class FeatureSource(Protocol):
@@ -220,8 +221,7 @@ def build_frame(
     context[:, 2] = (ranks > 0).sum(axis=1)
     dense[:, n_src + n_ctx : n_src + n_ctx + item_feats.shape[1]] = item_feats
     dense[:, n_src + n_ctx + item_feats.shape[1] :] = user_feats
-    code_cols = [_COL[col] for col in CODE_COLUMNS]
-    cand_codes = _codes(item_feats[:, code_cols])  # (R, 3) category, top category, brand
+    cand_codes = _codes(item_feats[:, _CODE_COLS])  # (R, 3) category, top category, brand
     price = item_feats[:, _COL["price"]]
     starts = np.searchsorted(b_idx, np.arange(n_requests))
     ends = np.searchsorted(b_idx, np.arange(n_requests), side="right")
@@ -264,12 +264,11 @@ def _history_columns(
     """Columns 3.. of ``context`` (R, C): each request's rows ``starts[b]:ends[b]`` against its
     history. The C kernel (``recsys/native/context.c``) where built, else this numpy loop; both
     give the same bits."""
-    code_cols = [_COL[col] for col in CODE_COLUMNS]
     if native_context.available():
         every = features.items_at(histories.items)  # (H, F_item) every request's history
         cards = (spec.cardinality[1], spec.cardinality[2], spec.cardinality[3])
         if native_context.history_columns(
-            histories.indptr, _codes(every[:, code_cols]), every[:, _COL["price"]],
+            histories.indptr, _codes(every[:, _CODE_COLS]), every[:, _COL["price"]],
             starts, ends, cand_codes, price, cards, recency, context,
         ):  # fmt: skip
             return
@@ -282,7 +281,7 @@ def _history_columns(
             context[lo:hi, 9] = np.nan
             continue
         hist_feats = features.items_at(hist)  # (L, F_item)
-        hist_codes = _codes(hist_feats[:, code_cols])  # (L, 3)
+        hist_codes = _codes(hist_feats[:, _CODE_COLS])  # (L, 3)
         for j, out in enumerate((4, 5, 6)):
             card = spec.cardinality[j + 1]
             own = cand_codes[lo:hi, j]
