@@ -1,5 +1,8 @@
-"""The ranking frame's history-match columns through ``context.c`` (the twin of the loop in
-``recsys.ranking.features._history_columns``), every request of a batch in one call."""
+"""The ranking frame through ``context.c``, every request of a batch in one call: the columns
+from the candidates and stored features (:func:`frame_rows`, the twin of
+``recsys.ranking.features._candidate_columns``) and the history-match columns
+(:func:`history_columns`, the twin of the loop in ``recsys.ranking.features._history_columns``).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +22,80 @@ def _kernel() -> Any:
     return native.function("context", "recsys_history_context", argtypes, ctypes.c_int)
 
 
+@lru_cache(maxsize=1)
+def _rows_kernel() -> Any:
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    argtypes = [i64, i64, i64, i64, *[ptr] * 6, i64, ptr, i64, ptr, ptr, ptr, ptr, i64, i64, ptr,
+                i64, i64, ptr, ptr, ptr, ptr]  # fmt: skip
+    return native.function("context", "recsys_frame_rows", argtypes, ctypes.c_int)
+
+
+@lru_cache(maxsize=16)
+def _held(values: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    array = np.asarray(values, dtype=np.int64)
+    return array, native.address(array)  # held together: the address lives as long
+
+
 def available() -> bool:
     return _kernel() is not None
+
+
+def frame_rows(
+    b_idx: np.ndarray,
+    slot: np.ndarray,
+    items: np.ndarray,
+    ranks: np.ndarray,
+    scores: np.ndarray,
+    fused: np.ndarray,
+    item_feats: np.ndarray,
+    user_feats: np.ndarray,
+    code_cols: tuple[int, int, int],
+    cardinality: tuple[int, ...],
+    dense: np.ndarray,
+    item_at: int,
+    context: np.ndarray,
+    sparse: np.ndarray,
+    cand_codes: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> bool:
+    """Write the candidate columns of ``dense`` (R, D), ``context`` (R, C) (a float32 view whose
+    columns are adjacent), ``sparse`` (R, 4), ``cand_codes`` (R, 3), ``starts`` and ``ends``
+    (B,) as ``_candidate_columns`` does. False (nothing written) where the kernel is unavailable
+    or declines, or an array is not of the kernel's type: the caller then runs the numpy path."""
+    kernel = _rows_kernel()
+    if kernel is None or len(cardinality) != 4:
+        return False
+    # np.nonzero's two index arrays are strided views of one (R, 2) array
+    b_idx, slot = np.ascontiguousarray(b_idx), np.ascontiguousarray(slot)
+    typed = (
+        (b_idx, np.int64), (slot, np.int64), (items, np.int64), (ranks, np.int32),
+        (scores, np.float32), (fused, np.float32), (item_feats, np.float32),
+        (user_feats, np.float32), (dense, np.float32), (sparse, np.int64),
+        (cand_codes, np.int64), (starts, np.int64), (ends, np.int64),
+    )  # fmt: skip
+    if any(a.dtype != t or not a.flags.c_contiguous for a, t in typed):
+        return False
+    if context.dtype != np.float32 or context.strides[1] != 4 or context.strides[0] % 4:
+        return False
+    (B, N, S), R = ranks.shape, len(b_idx)
+    shapes = (
+        scores.shape == (B, N, S), fused.shape == (B, N), slot.shape == items.shape == (R,),
+        item_feats.shape[0] == R, user_feats.shape[0] == B, dense.shape[0] == R,
+        context.shape[0] == R, sparse.shape == (R, 4), cand_codes.shape == (R, 3),
+        starts.shape == ends.shape == (B,),
+    )  # fmt: skip
+    if not all(shapes) or item_feats.ndim != 2 or user_feats.ndim != 2:
+        return False
+    done = kernel(
+        R, B, N, S, *(native.address(a) for a in (b_idx, slot, items, ranks, scores, fused)),
+        item_feats.shape[1], native.address(item_feats), user_feats.shape[1],
+        native.address(user_feats), _held(code_cols)[1], _held(tuple(cardinality))[1],
+        native.address(dense), dense.shape[1], item_at, int(context.ctypes.data),
+        context.strides[0] // 4, context.shape[1], native.address(sparse),
+        native.address(cand_codes), native.address(starts), native.address(ends),
+    )  # fmt: skip
+    return done == 0
 
 
 def history_columns(

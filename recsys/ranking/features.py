@@ -58,6 +58,7 @@ SPARSE_NAMES: tuple[str, ...] = ("item", "category", "category_top", "brand")
 CODE_COLUMNS: tuple[str, ...] = ("category_code", "category_top_code", "brand_code")
 _COL = {name: i for i, name in enumerate(ITEM_FEATURES)}
 _CODE_COLS = [_COL[col] for col in CODE_COLUMNS]  # category, top category, brand
+_CODE_TRIPLE = (_CODE_COLS[0], _CODE_COLS[1], _CODE_COLS[2])  # the same, for the kernel
 
 
 class FeatureSource(Protocol):
@@ -187,17 +188,17 @@ def build_frame(
     mask = batch.ids >= 0 if keep is None else keep & (batch.ids >= 0)  # (B, N)
     b_idx, slot = np.nonzero(mask)  # (R,) row-major: grouped by request
     items = batch.ids[b_idx, slot]  # (R,)
-    n_slots = batch.ids.shape[1]
     item_feats = features.items_at(items)  # (R, F_item)
-    user_feats = features.users(list(user_ids))[b_idx]  # (R, F_user)
-    ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
-    scores = batch.source_scores[b_idx, slot]  # (R, S)
+    user_feats = features.users(list(user_ids))  # (B, F_user)
     n_src, n_ctx = 2 * len(spec.sources), len(spec.context)
+    if spec.links and (batch.links is None or batch.links.shape[2] < spec.links):
+        got = 0 if batch.links is None else batch.links.shape[2]
+        raise ValueError(
+            f"the ranker reads co-visitation links from {spec.links} latest items, the "
+            f"candidates carry {got}: retrieve them with RetrievalConfig(links={spec.links})"
+        )
     # one (R, D) block, written in place: per-source | context | item | user columns
     dense = np.empty((len(items), len(spec.dense_names)), np.float32)
-    per_source = dense[:, :n_src]
-    per_source[:, 0::2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
-    per_source[:, 1::2] = scores
     # Context columns are written in CONTEXT_FEATURES order. A spec reading a prefix of them
     # (the default) is written in place; any other selection goes through a scratch and a copy.
     full = spec.context == CONTEXT_FEATURES[:n_ctx]
@@ -206,35 +207,23 @@ def build_frame(
         if full
         else np.empty((len(items), len(CONTEXT_FEATURES)), np.float32)
     )
-    context[:, 3:] = 0.0
-    if spec.links:
-        if batch.links is None or batch.links.shape[2] < spec.links:
-            got = 0 if batch.links is None else batch.links.shape[2]
-            raise ValueError(
-                f"the ranker reads co-visitation links from {spec.links} latest items, the "
-                f"candidates carry {got}: retrieve them with RetrievalConfig(links={spec.links})"
-            )
+    sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
+    cand_codes = np.empty((len(items), 3), np.int64)  # category, top category, brand
+    starts, ends = np.empty(n_requests, np.int64), np.empty(n_requests, np.int64)
+    out = (dense, n_src + n_ctx, context, sparse, cand_codes, starts, ends)
+    if not native_context.frame_rows(
+        b_idx, slot, items, batch.source_ranks, batch.source_scores, batch.fused, item_feats,
+        user_feats, _CODE_TRIPLE, spec.cardinality, *out,
+    ):  # fmt: skip
+        _candidate_columns(spec, batch, b_idx, slot, items, item_feats, user_feats, *out)
+    if spec.links and batch.links is not None:  # checked above: it carries them
         context[:, 12 : 12 + spec.links] = batch.links[b_idx, slot, : spec.links]
     recency = "cat_recency" in spec.context or "brand_recency" in spec.context
-    context[:, 0] = batch.fused[b_idx, slot]
-    context[:, 1] = slot / max(n_slots, 1)
-    context[:, 2] = (ranks > 0).sum(axis=1)
-    dense[:, n_src + n_ctx : n_src + n_ctx + item_feats.shape[1]] = item_feats
-    dense[:, n_src + n_ctx + item_feats.shape[1] :] = user_feats
-    cand_codes = _codes(item_feats[:, _CODE_COLS])  # (R, 3) category, top category, brand
     price = item_feats[:, _COL["price"]]
-    starts = np.searchsorted(b_idx, np.arange(n_requests))
-    ends = np.searchsorted(b_idx, np.arange(n_requests), side="right")
     _history_columns(spec, histories, features, starts, ends, cand_codes, price, recency, context)
     if not full:
         picked = [CONTEXT_FEATURES.index(c) for c in spec.context]
         dense[:, n_src : n_src + n_ctx] = context[:, picked]
-
-    sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
-    sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
-    # unseen codes -> the table's edge
-    # (np.clip's general dtype handling costs more than the two ufuncs at a request's 500 rows)
-    sparse[:, 1:] = np.minimum(np.maximum(cand_codes, 0), np.asarray(spec.cardinality[1:]) - 1)
     label = None
     if targets is not None:
         label = (items == np.asarray(targets)[b_idx]).astype(np.float32)
@@ -244,10 +233,50 @@ def build_frame(
         sparse=sparse,
         sparse_names=spec.sparse_names,
         cardinality=spec.cardinality,
-        group=np.bincount(b_idx, minlength=n_requests).astype(np.int64),  # one per request
+        group=ends - starts,  # rows per request
         item=items.astype(np.int64),
         label=label,
     )
+
+
+def _candidate_columns(
+    spec: FrameSpec,
+    batch: CandidateBatch,
+    b_idx: np.ndarray,
+    slot: np.ndarray,
+    items: np.ndarray,
+    item_feats: np.ndarray,
+    user_feats: np.ndarray,
+    dense: np.ndarray,
+    item_at: int,
+    context: np.ndarray,
+    sparse: np.ndarray,
+    cand_codes: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> None:
+    """The columns of rows (``b_idx``, ``slot``) that come from the candidates and the stored
+    features (``recsys/native/context.c``'s ``recsys_frame_rows`` is the twin): each source's
+    reciprocal rank and score, context columns 0..2 (columns 3.. zeroed), the item and user
+    features from column ``item_at``, the candidates' codes, the sparse columns, and each
+    request's rows ``starts[b]:ends[b]``."""
+    ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
+    n_src = 2 * len(spec.sources)
+    dense[:, 0:n_src:2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
+    dense[:, 1:n_src:2] = batch.source_scores[b_idx, slot]
+    context[:, 3:] = 0.0
+    context[:, 0] = batch.fused[b_idx, slot]
+    context[:, 1] = slot / max(batch.ids.shape[1], 1)
+    context[:, 2] = (ranks > 0).sum(axis=1)
+    dense[:, item_at : item_at + item_feats.shape[1]] = item_feats
+    dense[:, item_at + item_feats.shape[1] :] = user_feats[b_idx]
+    cand_codes[:] = _codes(item_feats[:, _CODE_COLS])
+    sparse[:, 0] = np.minimum(items + 1, spec.cardinality[0] - 1)
+    # unseen codes -> the table's edge
+    # (np.clip's general dtype handling costs more than the two ufuncs at a request's 500 rows)
+    sparse[:, 1:] = np.minimum(np.maximum(cand_codes, 0), np.asarray(spec.cardinality[1:]) - 1)
+    starts[:] = np.searchsorted(b_idx, np.arange(len(starts)))
+    ends[:] = np.searchsorted(b_idx, np.arange(len(starts)), side="right")
 
 
 def _history_columns(
