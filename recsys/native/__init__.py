@@ -3,8 +3,8 @@
 Some request-path steps are bookkeeping that numpy can only express as a few dozen calls per
 request, each with its own overhead. A loop in C does each in one pass: ``merge.c`` (the
 sources' lists merged), ``rows.c`` (the co-visitation and attribute sources' score rows),
-``topk.c`` (top k of a score row), ``context.c`` (the ranking frame: its
-candidate and history-match columns), ``columns.c`` (the tree ranker's input matrix) and ``prefilter.c``
+``topk.c`` (top k of a score row), ``context.c`` (the ranking frame: its candidate and
+history-match columns), ``columns.c`` (the tree ranker's input matrix) and ``prefilter.c``
 (which vectors can make an exact inner-product top k, from an int8 copy). Every kernel has a
 numpy twin that gives the same answer bit for bit (the prefilter's: scoring every vector), and
 the tests run both on the same inputs.
