@@ -152,6 +152,7 @@ def create_app(
         **_telemetry(settings.otel),
     )
     app.state.settings = settings
+    app.state.list_lane = not settings.otel  # serving.list_route
     app.state.serving = state
     app.state.metrics = metrics
     app.state.decision_log = decisions

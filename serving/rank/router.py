@@ -6,11 +6,12 @@ from fastapi import APIRouter, Response
 
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
+from serving.list_route import ListRoute
 from serving.rank import service
 from serving.rank.protocol import RankRequest, RankResponse
 from serving.responses import model_json
 
-router = APIRouter(prefix="/v1", tags=["rank"])
+router = APIRouter(prefix="/v1", tags=["rank"], route_class=ListRoute)
 
 
 @router.post(

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Response
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
 from serving.links import list_links
+from serving.list_route import ListRoute
 from serving.recommend import service
 from serving.recommend.protocol import RecommendRequest, RecommendResponse
 from serving.responses import model_json
 
-router = APIRouter(prefix="/v1", tags=["recommend"])
+router = APIRouter(prefix="/v1", tags=["recommend"], route_class=ListRoute)
 
 
 @router.post(

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Response
 from serving.deps import ListDepsDep, ServedDep
 from serving.errors import error_responses
 from serving.links import list_links
+from serving.list_route import ListRoute
 from serving.responses import model_json
 from serving.search import service
 from serving.search.protocol import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], route_class=ListRoute)
 
 
 @router.post(
