@@ -136,3 +136,60 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
     }
     return 0;
 }
+
+/* Sorts entries 0..n-1 of `grid` best first, equal values in position order, into order[]. */
+static void order_of(const float *grid, int64_t n, int64_t *order) {
+    for (int64_t i = 0; i < n; i++) {
+        pool[i].key = descending(grid[i]) | (uint64_t)i;
+        pool[i].pos = i;
+    }
+    sort_keys(pool, n);
+    for (int64_t r = 0; r < n; r++) order[r] = pool[r].pos;
+}
+
+/* One request's ranked list (recsys.ranking.ranker.rank's reorder, after blend_scores where
+ * weight > 0). slots_ids (n,) are the merged list's ids, -1 for an empty slot; row_scores the
+ * ranker's scores of the filled slots, in slot order. The grid holds each slot's score (-inf
+ * where empty). With weight > 0 each filled slot's score becomes, in float64 then float32,
+ *     (1 - weight) / (k + 1 + its rank in the grid's order) + weight / (k + 1 + slot)
+ * (k = damping). The grid's order, best first and equal scores by slot, is written to
+ * out_order, with its ids and scores. Returns 0, -1 when memory ran out, -2 on a NaN score or
+ * a list too long for the sort keys (the numpy path decides those). */
+int recsys_blend_order(int64_t n, const int64_t *slot_ids, const float *row_scores,
+                       double weight, double damping, int64_t *out_order, int64_t *out_ids,
+                       float *out_scores) {
+    if (n > 0xFFFFFFFFll) return -2;
+    size_t need = (size_t)(n > 0 ? n : 1);
+    if (need > pool_size) {
+        Entry *more = realloc(pool, need * sizeof(Entry));
+        if (!more) return -1;
+        pool = more;
+        pool_size = need;
+    }
+    float *grid = out_scores; /* built in place, then read back in order */
+    int64_t j = 0;
+    for (int64_t s = 0; s < n; s++) {
+        if (slot_ids[s] >= 0) {
+            float v = row_scores[j++];
+            if (v != v) return -2;
+            grid[s] = v;
+        } else {
+            grid[s] = -__builtin_inff();
+        }
+    }
+    order_of(grid, n, out_order);
+    if (weight > 0.0) {
+        double keep = 1.0 - weight, base = damping + 1.0;
+        for (int64_t r = 0; r < n; r++) {
+            int64_t s = out_order[r];
+            if (slot_ids[s] >= 0)
+                grid[s] = (float)(keep / (base + (double)r) + weight / (base + (double)s));
+        }
+        order_of(grid, n, out_order);
+    }
+    float *scores = (float *)out_ids; /* out_ids as scratch for the grid, before the ids */
+    memcpy(scores, grid, (size_t)n * sizeof(float));
+    for (int64_t r = 0; r < n; r++) out_scores[r] = scores[out_order[r]];
+    for (int64_t r = 0; r < n; r++) out_ids[r] = slot_ids[out_order[r]];
+    return 0;
+}

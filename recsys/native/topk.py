@@ -57,3 +57,33 @@ def order_desc(values: np.ndarray) -> np.ndarray | None:
     out_ids = np.empty(n, np.int64)
     done = kernel(n, native.address(values), None, n, 0, native.address(out_ids), None)
     return out_ids if done == 0 else None
+
+
+@lru_cache(maxsize=1)
+def _blend_kernel() -> Any:
+    i64, ptr, f64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
+    return native.function(
+        "topk", "recsys_blend_order", [i64, ptr, ptr, f64, f64, ptr, ptr, ptr], ctypes.c_int
+    )
+
+
+def blend_order(
+    slot_ids: np.ndarray, row_scores: np.ndarray, weight: float, damping: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One request's ranked list: (N,) int64 ``slot_ids`` (-1: empty) scored by (R,) float32
+    ``row_scores`` over the filled slots, with ``weight`` > 0 rank-blended with the slot order
+    (``recsys.ranking.ranker.blend_scores``, RRF damping ``damping``). The slots best first
+    (``order``), their ids and scores (-inf where empty), as ``reorder`` gives them; None: see
+    the module (a NaN score is left to numpy), or where the scores do not fill the slots."""
+    kernel = _blend_kernel()
+    if kernel is None or slot_ids.dtype != np.int64 or row_scores.dtype != np.float32:
+        return None
+    slot_ids, row_scores = np.ascontiguousarray(slot_ids), np.ascontiguousarray(row_scores)
+    n = len(slot_ids)
+    if slot_ids.ndim != 1 or row_scores.shape != (int((slot_ids >= 0).sum()),) or n > MAX_ID:
+        return None
+    order, ids = np.empty(n, np.int64), np.empty(n, np.int64)
+    scores = np.empty(n, np.float32)
+    done = kernel(n, native.address(slot_ids), native.address(row_scores), weight, damping,
+                  native.address(order), native.address(ids), native.address(scores))  # fmt: skip
+    return (order, ids, scores) if done == 0 else None

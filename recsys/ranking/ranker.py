@@ -18,6 +18,7 @@ import numpy as np
 from models.base import stable_order_desc
 from models.ranker_base import RankerModel
 from recsys.data.sequences import Sequences
+from recsys.native import topk as native_topk
 from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame
 from recsys.retrieval.merge import CandidateBatch
@@ -60,12 +61,21 @@ class Ranker:
         """The candidates in this ranker's order, or with ``blend`` > 0 in the rank blend of
         its order with the merged one (``recsys.ranking.choose``)."""
         frame = build_frame(self.spec, batch, histories, user_ids, features)
-        scores = self.score(frame, native)
-        return reorder(batch, blend_scores(batch, scores, blend) if blend > 0 else scores)
+        return reorder(batch, self.score(frame, native), blend)
 
 
-def reorder(batch: CandidateBatch, row_scores: np.ndarray) -> Ranked:
-    """Sort each request's filled slots by score (stable: ties keep the merged order)."""
+def reorder(batch: CandidateBatch, row_scores: np.ndarray, blend: float = 0.0) -> Ranked:
+    """Sort each request's filled slots by score (stable: ties keep the merged order); with
+    ``blend`` > 0, by the rank blend of that order with the merged one (:func:`blend_scores`).
+    One request goes through the C kernel (``recsys/native/topk.c``) where built: the same
+    order, ids and scores."""
+    if len(batch.ids) == 1:
+        compiled = native_topk.blend_order(batch.ids[0], row_scores, blend, BLEND_K)
+        if compiled is not None:
+            order, ids, scores = compiled
+            return Ranked(ids=ids[None, :], scores=scores[None, :], order=order[None, :])
+    if blend > 0:
+        row_scores = blend_scores(batch, row_scores, blend)
     grid, order = _sorted_slots(batch, row_scores)
     rows = np.arange(len(order))[:, None]  # (B, 1): plain indexing, cheaper per request
     return Ranked(ids=batch.ids[rows, order], scores=grid[rows, order], order=order)
