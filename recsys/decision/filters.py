@@ -78,15 +78,19 @@ def removal_reasons(
     ids: np.ndarray,
     purchased: Collection[int],
     item_index: dict[str, int],
-) -> np.ndarray:
-    """(n,) object: why each candidate is removed (the first failing rule), None if it stays.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) object: why each candidate is removed (the first failing rule), None if it stays;
+    and (n,) bool: which stay.
 
     Raises :class:`CatalogError` for a filter naming a value or column the catalog lacks.
     """
     reasons = np.full(len(ids), None, dtype=object)
+    stays = np.ones(len(ids), dtype=bool)  # where reasons is None, without comparing objects
 
     def remove(mask: np.ndarray, reason: str) -> None:
-        reasons[mask & (reasons == None)] = reason  # noqa: E711 (elementwise)
+        hit = mask & stays
+        reasons[hit] = reason
+        stays[hit] = False
 
     if filters.exclude_item_ids:
         excluded = [item_index[i] for i in filters.exclude_item_ids if i in item_index]
@@ -135,7 +139,7 @@ def removal_reasons(
                 else f"no {key} attribute (one of {list(wanted)} was asked for)"
             )
             remove(fail & (shown == value), reason)
-    return reasons
+    return reasons, stays
 
 
 def price_phrase(low: float | None, high: float | None) -> str | None:

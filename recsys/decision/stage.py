@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -34,8 +34,10 @@ class DecisionRequest:
     request_id: str = ""  # seeds exploration, so a logged request can be replayed
 
 
-@dataclass(frozen=True)
-class DecisionEntry:
+class DecisionEntry(NamedTuple):
+    """One candidate's fate. A named tuple, not a frozen dataclass: a request makes about 60
+    (every removed candidate has one) and a tuple is built in a third of the time."""
+
     item: int  # item index
     action: Literal["shown", "removed"]
     reason: str
@@ -110,10 +112,9 @@ class DecisionStage:
         request: DecisionRequest = state["request"]
         ids, scores, slots = ordered_candidates(state)
         purchased = self.purchases(str(state["user_id"]))
-        why = removal_reasons(
+        why, keep = removal_reasons(
             self.catalog, request.filters, self.config, ids, purchased, self.item_index
         )
-        keep = why == None  # noqa: E711 (elementwise)
         gone = ~keep
         # Python values first: walking numpy arrays makes a numpy scalar per element
         removed = [

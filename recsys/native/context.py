@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +36,18 @@ def _held(values: tuple[int, ...]) -> tuple[np.ndarray, int]:
     return array, native.address(array)  # held together: the address lives as long
 
 
+class FrameColumns(NamedTuple):
+    """Where a frame's candidate columns go (``recsys.ranking.features.build_frame``)."""
+
+    dense: np.ndarray  # (R, D) float32: per-source columns, item features from item_at, user's
+    item_at: int
+    context: np.ndarray  # (R, C) float32 view, columns adjacent: fused, position, n_sources, ...
+    sparse: np.ndarray  # (R, 4) int64
+    cand_codes: np.ndarray  # (R, 3) int64: category, top category, brand
+    starts: np.ndarray  # (B,) int64: each request's first row
+    ends: np.ndarray  # (B,) int64: one past its last
+
+
 def available() -> bool:
     return _kernel() is not None
 
@@ -51,18 +63,12 @@ def frame_rows(
     user_feats: np.ndarray,
     code_cols: tuple[int, int, int],
     cardinality: tuple[int, ...],
-    dense: np.ndarray,
-    item_at: int,
-    context: np.ndarray,
-    sparse: np.ndarray,
-    cand_codes: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
+    out: FrameColumns,
 ) -> bool:
-    """Write the candidate columns of ``dense`` (R, D), ``context`` (R, C) (a float32 view whose
-    columns are adjacent), ``sparse`` (R, 4), ``cand_codes`` (R, 3), ``starts`` and ``ends``
-    (B,) as ``_candidate_columns`` does. False (nothing written) where the kernel is unavailable
-    or declines, or an array is not of the kernel's type: the caller then runs the numpy path."""
+    """Write ``out`` as ``_candidate_columns`` does. False (nothing written) where the kernel is
+    unavailable or declines, or an array is not of the kernel's type: the caller then runs the
+    numpy path."""
+    dense, item_at, context, sparse, cand_codes, starts, ends = out
     kernel = _rows_kernel()
     if kernel is None or len(cardinality) != 4:
         return False

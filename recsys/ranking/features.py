@@ -210,12 +210,14 @@ def build_frame(
     sparse = np.empty((len(items), len(SPARSE_NAMES)), np.int64)
     cand_codes = np.empty((len(items), 3), np.int64)  # category, top category, brand
     starts, ends = np.empty(n_requests, np.int64), np.empty(n_requests, np.int64)
-    out = (dense, n_src + n_ctx, context, sparse, cand_codes, starts, ends)
+    out = native_context.FrameColumns(
+        dense, n_src + n_ctx, context, sparse, cand_codes, starts, ends
+    )
     if not native_context.frame_rows(
         b_idx, slot, items, batch.source_ranks, batch.source_scores, batch.fused, item_feats,
-        user_feats, _CODE_TRIPLE, spec.cardinality, *out,
+        user_feats, _CODE_TRIPLE, spec.cardinality, out,
     ):  # fmt: skip
-        _candidate_columns(spec, batch, b_idx, slot, items, item_feats, user_feats, *out)
+        _candidate_columns(spec, batch, b_idx, slot, items, item_feats, user_feats, out)
     if spec.links and batch.links is not None:  # checked above: it carries them
         context[:, 12 : 12 + spec.links] = batch.links[b_idx, slot, : spec.links]
     recency = "cat_recency" in spec.context or "brand_recency" in spec.context
@@ -247,19 +249,14 @@ def _candidate_columns(
     items: np.ndarray,
     item_feats: np.ndarray,
     user_feats: np.ndarray,
-    dense: np.ndarray,
-    item_at: int,
-    context: np.ndarray,
-    sparse: np.ndarray,
-    cand_codes: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
+    out: native_context.FrameColumns,
 ) -> None:
     """The columns of rows (``b_idx``, ``slot``) that come from the candidates and the stored
-    features (``recsys/native/context.c``'s ``recsys_frame_rows`` is the twin): each source's
-    reciprocal rank and score, context columns 0..2 (columns 3.. zeroed), the item and user
-    features from column ``item_at``, the candidates' codes, the sparse columns, and each
-    request's rows ``starts[b]:ends[b]``."""
+    features (``recsys/native/context.c``'s ``recsys_frame_rows`` is the twin), into ``out``:
+    each source's reciprocal rank and score, context columns 0..2 (columns 3.. zeroed), the item
+    and user features from column ``item_at``, the candidates' codes, the sparse columns, and
+    each request's rows ``starts[b]:ends[b]``."""
+    dense, item_at, context, sparse, cand_codes, starts, ends = out
     ranks = batch.source_ranks[b_idx, slot].astype(np.float32)  # (R, S)
     n_src = 2 * len(spec.sources)
     dense[:, 0:n_src:2] = np.where(ranks > 0, 1.0 / np.maximum(ranks, 1.0), 0.0)
