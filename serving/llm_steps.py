@@ -36,7 +36,7 @@ def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> De
         reason = entry.reason
         if int(pos) in reasons and reasons[int(pos)]:
             reason += f"; llm: {reasons[int(pos)]}"
-        entries.append(replace(entry, position=slot, reason=reason))
+        entries.append(entry._replace(position=slot, reason=reason))
     return replace(
         decision,
         ids=decision.ids[order],
