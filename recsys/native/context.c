@@ -4,8 +4,8 @@
  * source's reciprocal rank and score, the fused score, position and source count, the item and
  * user features, and the sparse codes.
  *
- * recsys_history_context: the history-match columns: history length, the shares of the history in the
- * candidate's leaf category, top category and brand, whether the latest item shares the leaf
+ * recsys_history_context: the history-match columns: history length, the shares of the history
+ * in the candidate's leaf category, top category and brand, whether the latest item shares the leaf
  * category or brand, how recently the history was there, and the candidate's price against the
  * history's median price. The same float32 (and float64, for recency) operations as numpy's, in
  * the same order, so the same bits.

@@ -30,6 +30,17 @@ static inline uint64_t descending(float x) {
 
 DEFINE_NTH_LARGEST(nth_largest, float)
 
+/* Room for n entries in the pool (grown, never shrunk); -1 when memory ran out. */
+static int reserve(int64_t n) {
+    size_t need = (size_t)(n > 0 ? n : 1);
+    if (need <= pool_size) return 0;
+    Entry *more = realloc(pool, need * sizeof(Entry));
+    if (!more) return -1;
+    pool = more;
+    pool_size = need;
+    return 0;
+}
+
 static void swap(Entry *a, Entry *b) {
     Entry t = *a;
     *a = *b;
@@ -78,18 +89,13 @@ static void sort_keys(Entry *e, int64_t n) {
 
 /* n scores (ids[i] the id of scores[i]; NULL: the position is the id, ids below 2**32).
  * Writes the best k as out_ids (int64) and out_scores (float32; NULL: not written), padded
- * with -1 / -inf beyond n; with mask_neginf, a -inf score's id is written as -1. Returns 0, -1 when memory ran out,
- * -2 on a NaN score (the caller's numpy path decides where NaN goes), -3 when an id that could
- * enter the top k is negative or does not fit 32 bits. */
+ * with -1 / -inf beyond n; with mask_neginf, a -inf score's id is written as -1. Returns 0,
+ * -1 when memory ran out, -2 on a NaN score (the caller's numpy path decides where NaN goes),
+ * -3 when an id that could enter the top k is negative or does not fit 32 bits. */
 int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, int mask_neginf,
                  int64_t *out_ids, float *out_scores) {
     int64_t m = k < n ? k : n;
-    if ((size_t)(n > 0 ? n : 1) > pool_size) {
-        Entry *more = realloc(pool, (size_t)n * sizeof(Entry));
-        if (!more) return -1;
-        pool = more;
-        pool_size = (size_t)n;
-    }
+    if (reserve(n) != 0) return -1;
     const uint32_t *bits = (const uint32_t *)scores;
     uint32_t nan = 0; /* on the bits, so that the loop vectorizes */
     for (int64_t i = 0; i < n; i++) nan |= (bits[i] & 0x7FFFFFFFu) > 0x7F800000u;
@@ -159,13 +165,7 @@ int recsys_blend_order(int64_t n, const int64_t *slot_ids, const float *row_scor
                        double weight, double damping, int64_t *out_order, int64_t *out_ids,
                        float *out_scores) {
     if (n > 0xFFFFFFFFll) return -2;
-    size_t need = (size_t)(n > 0 ? n : 1);
-    if (need > pool_size) {
-        Entry *more = realloc(pool, need * sizeof(Entry));
-        if (!more) return -1;
-        pool = more;
-        pool_size = need;
-    }
+    if (reserve(n) != 0) return -1;
     float *grid = out_scores; /* built in place, then read back in order */
     int64_t j = 0;
     for (int64_t s = 0; s < n; s++) {
