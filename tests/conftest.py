@@ -37,6 +37,8 @@ def _own_rewrite_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     else:
         os.environ[key] = before
     shared_store.cache_clear()
+
+
 N_AISLES, AISLE = 20, 10
 
 
@@ -145,13 +147,21 @@ def fill(disk: Path) -> Path:
     return ballast
 
 
-@pytest.fixture(params=["c", "numpy"])
-def topk_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test on the C top-k kernel (recsys/native/topk.c) and on the numpy path."""
+@pytest.fixture(params=["c", "c-portable", "numpy"])
+def topk_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a test on the C top-k kernel (recsys/native/topk.c), fastest path and portable
+    loops, and on the numpy path."""
     from recsys.native import topk as native_topk
 
     if request.param == "numpy":
         monkeypatch.setattr(native_topk, "_kernel", lambda: None)
     elif native_topk._kernel() is None:
         pytest.skip("the C top-k kernel is not built here (no C compiler)")
-    return str(request.param)
+    portable = request.param == "c-portable"
+    if portable:
+        native_topk.portable_only(True)
+    try:
+        yield "c" if portable else str(request.param)
+    finally:
+        if portable:
+            native_topk.portable_only(False)

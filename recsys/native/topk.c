@@ -69,10 +69,12 @@ static void select_smallest(Entry *e, int64_t n, int64_t k) {
     }
 }
 
-static void sort_keys(Entry *e, int64_t n) {
+/* Sorts e[0..n) by quickselect at the median, level by level: O(n log n) whatever the input,
+ * the fallback of sort_smallest where its partitions go badly. */
+static void sort_by_medians(Entry *e, int64_t n) {
     while (n > 24) {
-        select_smallest(e, n, n / 2); /* halves around the median: O(n log n) overall */
-        sort_keys(e, n / 2);
+        select_smallest(e, n, n / 2);
+        sort_by_medians(e, n / 2);
         e += n / 2;
         n -= n / 2;
     }
@@ -87,6 +89,134 @@ static void sort_keys(Entry *e, int64_t n) {
     }
 }
 
+/* Reorders e[0..n) so that e[0..m) hold its m smallest keys, sorted: a quicksort that only
+ * goes into the parts reaching below m (about a third of select-then-sort's work for the k
+ * best of a few hundred). Past `depth` levels (keys that defeat median-of-three) the rest is
+ * sorted by medians, so the worst case stays O(n log n). */
+static void sort_smallest(Entry *e, int64_t n, int64_t m, int depth) {
+    if (m > n) m = n;
+    while (n > 24 && m > 0) {
+        if (depth-- <= 0) {
+            select_smallest(e, n, m);
+            sort_by_medians(e, m);
+            return;
+        }
+        int64_t mid = n / 2;
+        if (e[mid].key < e[0].key) swap(&e[mid], &e[0]);
+        if (e[n - 1].key < e[0].key) swap(&e[n - 1], &e[0]);
+        if (e[n - 1].key < e[mid].key) swap(&e[n - 1], &e[mid]);
+        uint64_t pivot = e[mid].key;
+        int64_t i = 0, j = n - 1;
+        while (i <= j) {
+            while (e[i].key < pivot) i++;
+            while (pivot < e[j].key) j--;
+            if (i <= j) swap(&e[i++], &e[j--]);
+        }
+        /* e[0..j] < e[j+1..i) (the pivot, in place) < e[i..n) */
+        if (m > i) sort_smallest(e + i, n - i, m - i, depth);
+        n = j + 1;
+        if (m > n) m = n; /* all of the left part is wanted */
+    }
+    for (int64_t a = 1; a < n; a++) {
+        Entry x = e[a];
+        int64_t b = a;
+        while (b > 0 && e[b - 1].key > x.key) {
+            e[b] = e[b - 1];
+            b--;
+        }
+        e[b] = x;
+    }
+}
+
+/* Enough levels for any reasonable split: 2 log2(n) + 4. */
+static int depth_for(int64_t n) {
+    int d = 4;
+    while (n > 1) {
+        n >>= 1;
+        d += 2;
+    }
+    return d;
+}
+
+static int portable_only; /* the tests run both paths (recsys_top_k_portable) */
+
+/* 1: every later call takes the portable loops, as on a CPU without AVX2 (for the tests). */
+void recsys_top_k_portable(int on) { portable_only = on; }
+
+/* One pool entry for score i; -1 where its id is negative or does not fit 32 bits. */
+static inline int keep(const float *scores, const int64_t *ids, int64_t i, int64_t at) {
+    int64_t id = ids ? ids[i] : i;
+    if (id < 0 || id > 0xFFFFFFFFll) return -1;
+    pool[at].key = descending(scores[i]) | (uint64_t)id;
+    pool[at].pos = i;
+    return 0;
+}
+
+static int64_t at_least_portable(const float *scores, const int64_t *ids, int64_t from,
+                                 int64_t n, float bar, int64_t kept) {
+    for (int64_t i = from; i < n; i++) {
+        if (scores[i] < bar) continue;
+        if (keep(scores, ids, i, kept++) != 0) return -1;
+    }
+    return kept;
+}
+
+static int nan_portable(const float *scores, int64_t n) {
+    const uint32_t *bits = (const uint32_t *)scores;
+    uint32_t nan = 0; /* on the bits, so that the loop vectorizes */
+    for (int64_t i = 0; i < n; i++) nan |= (bits[i] & 0x7FFFFFFFu) > 0x7F800000u;
+    return nan != 0;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+
+/* at_least_portable, eight scores to a compare: most groups hold none of the ~2k best of a
+ * 20k row, and one test skips them (the scalar loop spent most of its time mispredicting). */
+__attribute__((target("avx2"))) static int64_t at_least_avx2(const float *scores,
+                                                             const int64_t *ids, int64_t n,
+                                                             float bar) {
+    __m256 limit = _mm256_set1_ps(bar);
+    int64_t kept = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        unsigned mask = (unsigned)_mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(scores + i), limit, _CMP_GE_OQ));
+        while (mask) {
+            int bit = __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (keep(scores, ids, i + bit, kept++) != 0) return -1;
+        }
+    }
+    return at_least_portable(scores, ids, i, n, bar, kept);
+}
+
+__attribute__((target("avx2"))) static int nan_avx2(const float *scores, int64_t n) {
+    return nan_portable(scores, n); /* the same loop, vectorized eight wide */
+}
+
+static int avx2(void) {
+    __builtin_cpu_init(); /* idempotent; the CPU model may not be read yet in a dlopen'ed library */
+    return !portable_only && __builtin_cpu_supports("avx2");
+}
+#endif
+
+/* The pool holds the scores >= bar (NaN compares false: never kept), in any order; returns
+ * how many, or -1 as keep() does. */
+static int64_t at_least(const float *scores, const int64_t *ids, int64_t n, float bar) {
+#ifdef HAVE_AVX2_PATH
+    if (avx2()) return at_least_avx2(scores, ids, n, bar);
+#endif
+    return at_least_portable(scores, ids, 0, n, bar, 0);
+}
+
+static int any_nan(const float *scores, int64_t n) {
+#ifdef HAVE_AVX2_PATH
+    if (avx2()) return nan_avx2(scores, n);
+#endif
+    return nan_portable(scores, n);
+}
+
 /* n scores (ids[i] the id of scores[i]; NULL: the position is the id, ids below 2**32).
  * Writes the best k as out_ids (int64) and out_scores (float32; NULL: not written), padded
  * with -1 / -inf beyond n; with mask_neginf, a -inf score's id is written as -1. Returns 0,
@@ -96,10 +226,7 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
                  int64_t *out_ids, float *out_scores) {
     int64_t m = k < n ? k : n;
     if (reserve(n) != 0) return -1;
-    const uint32_t *bits = (const uint32_t *)scores;
-    uint32_t nan = 0; /* on the bits, so that the loop vectorizes */
-    for (int64_t i = 0; i < n; i++) nan |= (bits[i] & 0x7FFFFFFFu) > 0x7F800000u;
-    if (nan) return -2;
+    if (any_nan(scores, n)) return -2;
     /* A threshold from a strided sample keeps about 2m entries: far fewer to select among. */
     int64_t kept = 0;
     if (m > 0 && 8 * m < n) {
@@ -109,13 +236,8 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
         int64_t want = 2 * (m / stride) + 8;
         if (want < samples) {
             float bar = nth_largest(sample, samples, want);
-            for (int64_t i = 0; i < n; i++) {
-                if (scores[i] < bar) continue;
-                int64_t id = ids ? ids[i] : i;
-                if (id < 0 || id > 0xFFFFFFFFll) return -3;
-                pool[kept].key = descending(scores[i]) | (uint64_t)id;
-                pool[kept++].pos = i;
-            }
+            kept = at_least(scores, ids, n, bar);
+            if (kept < 0) return -3;
             if (kept < m) kept = 0; /* too few passed: take the whole row */
         }
     }
@@ -128,8 +250,7 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
         }
         kept = n;
     }
-    select_smallest(pool, kept, m);
-    sort_keys(pool, m);
+    sort_smallest(pool, kept, m, depth_for(kept));
     for (int64_t r = 0; r < m; r++) {
         float s = scores[pool[r].pos];
         if (out_scores) out_scores[r] = s;
@@ -149,7 +270,7 @@ static void order_of(const float *grid, int64_t n, int64_t *order) {
         pool[i].key = descending(grid[i]) | (uint64_t)i;
         pool[i].pos = i;
     }
-    sort_keys(pool, n);
+    sort_smallest(pool, n, n, depth_for(n));
     for (int64_t r = 0; r < n; r++) order[r] = pool[r].pos;
 }
 

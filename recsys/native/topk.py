@@ -27,6 +27,16 @@ def _kernel() -> Any:
     )
 
 
+def portable_only(on: bool) -> bool:
+    """Make later calls take the kernel's portable loops (as on a CPU without AVX2), or the
+    fastest the CPU has again: for the tests of both. False where the kernel is unavailable."""
+    setter = native.function("topk", "recsys_top_k_portable", [ctypes.c_int], None)
+    if setter is None:
+        return False
+    setter(int(on))
+    return True
+
+
 def top_k(
     scores: np.ndarray, k: int, ids: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:

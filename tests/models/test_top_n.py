@@ -118,3 +118,49 @@ def test_the_c_kernel_declines_what_only_numpy_decides(topk_path: str) -> None:
     assert native_topk.top_k(np.ones(3), 2) is None  # float64
     too_big = np.array([0, 2**32], np.int64)
     assert native_topk.top_k(np.ones(2, np.float32), 1, ids=too_big) is None
+
+
+PATTERNS = ["ascending", "descending", "organ pipe", "sawtooth", "constant", "random"]
+
+
+def patterned(pattern: str, size: int) -> np.ndarray:
+    x = np.arange(size, dtype=np.float32)
+    shapes = {
+        "ascending": x,
+        "descending": -x,
+        "organ pipe": np.minimum(x, size - x),  # rises then falls: hard for median-of-three
+        "sawtooth": x % 17,
+        "constant": np.zeros(size, np.float32),
+        "random": np.random.default_rng(size).normal(size=size).astype(np.float32),
+    }
+    return shapes[pattern].astype(np.float32)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize(("size", "n"), [(20_003, 500), (4_099, 4_099), (1_187, 500), (57, 9)])
+def test_rows_in_orders_that_trouble_quicksorts_give_the_definition(
+    pattern: str, size: int, n: int
+) -> None:
+    # the kernel's partial quicksort, its fallback past a depth and its eight-wide filter
+    # (sizes off a multiple of eight leave a tail) against the spelled-out order
+    scores = patterned(pattern, size)
+    ids, top = top_n_row(scores, n)
+    want_ids, want_top = spelled_out(scores, n)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(top, want_top)
+    order = stable_order_desc(scores)
+    np.testing.assert_array_equal(order, np.argsort(-scores, kind="stable"))
+
+
+def test_an_id_past_32_bits_is_refused_wherever_it_sits(topk_path: str) -> None:
+    if topk_path == "numpy":
+        pytest.skip("the kernel's own refusals")
+    scores = np.zeros(20_003, np.float32)
+    for at in (0, 7, 8, 19_999, 20_002):  # in an eight-wide group and in the tail
+        ids = np.arange(20_003, dtype=np.int64)
+        scores[:] = 0.0
+        scores[at] = 1.0  # passes any threshold
+        ids[at] = 2**32
+        assert native_topk.top_k(scores, 10, ids=ids) is None
+        ids[at] = -5
+        assert native_topk.top_k(scores, 10, ids=ids) is None
