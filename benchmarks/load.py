@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.loadgen import (  # noqa: E402
+    APP,
     Connection,
     LoadClient,
     Server,
@@ -164,6 +165,7 @@ async def bench_endpoint(
         if server is not None:
             return await server.open_balanced(server.workers)
         return await open_connections(host, port, 1)  # one worker's view, with --url
+
     stopped: str | None = None
     try:
         for i, rate in enumerate(args.rates):
@@ -301,6 +303,12 @@ def parse_args() -> argparse.Namespace:
         help="extra environment for the server, e.g. OPENBLAS_NUM_THREADS=1 (repeatable)",
     )
     parser.add_argument(
+        "--app",
+        default=APP,
+        help="the ASGI app factory the server runs; benchmarks/server_floor.py passes its own "
+        "to measure the server's cost outside the pipeline",
+    )
+    parser.add_argument(
         "--server-root",
         type=Path,
         default=ROOT,
@@ -355,6 +363,7 @@ def main() -> None:
             },
             "cpu_count": os.cpu_count(),
             "server_root": str(args.server_root),
+            "app": args.app,
             "bundle": str(args.bundle),
             "bundle_version": manifest.get("version"),
             "dataset_counts": manifest.get("dataset", {}).get("counts"),
@@ -365,7 +374,9 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="recsys-load-")
     server = None
     if not args.url:
-        server = Server(args.bundle, args.workers, Path(tmp.name), args.env, args.server_root)
+        server = Server(
+            args.bundle, args.workers, Path(tmp.name), args.env, args.server_root, args.app
+        )
     try:
         import uvloop
 

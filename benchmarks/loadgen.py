@@ -288,8 +288,12 @@ def summarize(rate: float, sent: int, run: Run, elapsed: float, cpu: float) -> d
     }
 
 
+APP = "serving.app:create_app"
+
+
 class Server:
-    """``uvicorn --factory serving.app:create_app`` in its own process group."""
+    """``uvicorn --factory serving.app:create_app`` (or another ``factory``) in its own process
+    group."""
 
     def __init__(
         self,
@@ -298,6 +302,7 @@ class Server:
         tmp: Path,
         extra_env: dict[str, str] | None = None,
         root: Path = ROOT,
+        factory: str = APP,
     ) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -313,7 +318,7 @@ class Server:
         if root != ROOT:  # that tree's packages before the installed (editable) ones
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         cmd = [
-            sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", factory,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
             "--no-access-log", "--http", "httptools", "--loop", "uvloop",
         ]  # fmt: skip
