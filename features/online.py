@@ -14,6 +14,9 @@ user base, while a request needs one row.
 Invalidation. Both caches belong to one materialization version. Each call ``stat``s the marker
 file written by :meth:`features.store.FeatureRepo.materialize` (or only every
 ``check_interval_s`` seconds) and, when it changed, reloads the items and drops the users.
+Calls within a millisecond of the last look share it: a ranked request reads its candidates,
+its history's items and its user in three calls, and under load a ``stat`` costs ~15 us of CPU
+on a virtual machine (against ~4 back to back).
 
 :func:`feast_reference` is the side-by-side reference: one ``FeatureStore.get_online_features``
 call with the ranker's FeatureService for the same rows.
@@ -38,6 +41,7 @@ from features.definitions import ITEM_VIEWS, RANKER_VERSION, USER_VIEWS
 from features.tables import ITEM_FEATURES, USER_FEATURES
 
 READ_CHUNK = 1000  # entity keys per online_read call (SQLite binds one variable per key)
+SAME_LOOK_S = 0.001  # calls this close to the last look at the marker share it (module doc)
 
 
 class OnlineFeatures:
@@ -59,6 +63,7 @@ class OnlineFeatures:
         self._user_cache_size = user_cache_size
         self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
+        self._clock = time.monotonic  # when the marker was last looked at (a test may set it)
         self._index: pd.Index = pd.Index([], dtype=object)
         # one NaN row at the end: lookups of unknown ids use index -1
         self._items = np.full((1, len(ITEM_FEATURES)), np.nan, dtype=np.float32)
@@ -126,7 +131,7 @@ class OnlineFeatures:
 
     def refresh(self) -> bool:
         """Reload from the online store if a materialization happened; True when it did."""
-        self._checked = time.monotonic()
+        self._checked = self._clock()
         try:
             st = os.stat(self._marker)
         except FileNotFoundError:
@@ -147,7 +152,7 @@ class OnlineFeatures:
         return True
 
     def _check(self) -> None:
-        if self._interval and time.monotonic() - self._checked < self._interval:
+        if self._clock() - self._checked < max(self._interval, SAME_LOOK_S):
             return
         self.refresh()
 

@@ -48,7 +48,8 @@ class FeatureStoreSettings(BaseSettings):
 
     ``redis_url`` is Feast's ``connection_string`` form (``host:port[,password=...,ssl=true]``).
     ``check_interval_s`` is how often the cache looks at the materialization marker (0: on
-    every call, which costs one ``stat``); ``user_cache_size`` bounds the per-user cache.
+    every call, one ``stat``, calls within a millisecond sharing one); ``user_cache_size``
+    bounds the per-user cache.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
@@ -60,7 +61,10 @@ class FeatureStoreSettings(BaseSettings):
         default="localhost:6379", description="Feast's connection_string for redis."
     )
     check_interval_s: float = Field(
-        default=0.0, ge=0.0, description="Seconds between looks at the marker (0: every call)."
+        default=0.0,
+        ge=0.0,
+        description="Seconds between looks at the marker (0: every call; calls within 1 ms of "
+        "a look share it).",
     )
     user_cache_size: int = Field(default=100_000, ge=0, description="Users kept in the cache.")
     # A dead store must cost a request milliseconds, not redis-py's default of no timeout at all;

@@ -9,7 +9,6 @@ adds the LLM rerank of its top when asked, logging the decision once, as shown.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from serving.lists.reasons import Evidence, reasons
 from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
 from serving.llm_steps import llm_rerank, rerank_weight
+from serving.request_ids import request_id as fresh_request_id
 
 if TYPE_CHECKING:
     from agents.layer import LLMLayer
@@ -66,7 +66,7 @@ class ListCall:
     k: int  # items to show
     filters: FilterSpec | None = None
     explore: bool = False
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=fresh_request_id)
     llm_rerank: bool = False
     context: Callable[[Result], str] | None = None  # the reranker's view of the shopper
     explain: bool = False  # the ranker's feature contributions for the shown items, logged too
@@ -86,7 +86,7 @@ class ListCall:
 
 
 def new_request_id(given: str | None) -> str:
-    return given or uuid.uuid4().hex
+    return given or fresh_request_id()
 
 
 def run_list(served: Served, call: ListCall, deps: ListDeps, log_now: bool = True) -> Result:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,3 +156,42 @@ def test_redis_apply_materialize_readback(
     np.testing.assert_array_equal(
         online.items_at(np.arange(enc.n_items)), _values(changed, ITEM_FEATURES)
     )
+
+
+def test_reads_within_a_millisecond_share_one_look_at_the_marker(
+    shop: tuple[EncodedDataset, FeatureTables], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.online as online_module
+
+    enc, tables = shop
+    repo = FeatureRepo(tmp_path / "features", FeatureStoreConfig())
+    repo.materialize(tables)
+    online = repo.online()
+    online.align(enc.item_ids)
+    now = [100.0]
+    online._clock = lambda: now[0]  # the cache's own clock, stepped by hand
+    online.refresh()
+    looks: list[object] = []
+    real_stat = online_module.os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looks.append(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(online_module.os, "stat", stat)
+    user0 = str(enc.user_ids[0])
+    for _ in range(3):  # one request: its candidates, its history's items, its user
+        now[0] += 0.0002
+        online.items_at(np.arange(3))
+        online.users([user0])
+    assert looks == []  # all within a millisecond of the look refresh() took
+    now[0] += 0.002
+    online.items_at(np.arange(3))
+    assert looks == [online._marker]
+    # a new materialization is seen by the first read a millisecond after the last look
+    items = tables.items.assign(pop_all=tables.items["pop_all"] + 1000.0)
+    repo.materialize(dataclasses.replace(tables, items=items))
+    now[0] += 0.0005
+    assert online.items_at(np.array([0]))[0, 0] == tables.items["pop_all"].iloc[0]  # shared
+    now[0] += 0.001
+    assert online.items_at(np.array([0]))[0, 0] == tables.items["pop_all"].iloc[0] + 1000.0
