@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -45,11 +45,19 @@ class _Family:
             self.counts.clear()
 
     def observe(self, labels: Labels, value: float) -> None:
-        slot = bisect.bisect_left(self.buckets, value)  # first bucket with le >= value
+        self.observe_many(((labels, value),))
+
+    def observe_many(self, observations: Iterable[tuple[Labels, float]]) -> None:
+        """:meth:`observe` each (labels, value) pair, under one take of the lock (a request
+        observes a dozen values)."""
+        buckets, counts, sums = self.buckets, self.counts, self.values
         with self._lock:
-            counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
-            counts[slot] += 1
-            self.values[labels] = self.values.get(labels, 0.0) + value  # the sum
+            for labels, value in observations:
+                per_bucket = counts.get(labels)
+                if per_bucket is None:
+                    per_bucket = counts[labels] = [0] * (len(buckets) + 1)
+                per_bucket[bisect.bisect_left(buckets, value)] += 1  # first le >= value
+                sums[labels] = sums.get(labels, 0.0) + value  # the sum
 
     def metric(self) -> Metric:
         with self._lock:

@@ -37,7 +37,6 @@ COUNT_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
-
 class ServingMetrics:
     content_type = CONTENT_TYPE_LATEST
 
@@ -126,10 +125,11 @@ class ServingMetrics:
         source_ms: Mapping[str, float] | None = None,
         candidates: int | None = None,
     ) -> None:
-        for stage, ms in trace:
-            self.stage_latency.observe((endpoint, stage), ms / 1000.0)
-        for source, ms in (source_ms or {}).items():
-            self.source_latency.observe((source,), ms / 1000.0)
+        self.stage_latency.observe_many([((endpoint, stage), ms / 1000.0) for stage, ms in trace])
+        if source_ms:
+            self.source_latency.observe_many(
+                [((source,), ms / 1000.0) for source, ms in source_ms.items()]
+            )
         if candidates is not None:
             self.candidates.observe((endpoint,), float(candidates))
 

@@ -63,3 +63,17 @@ def test_one_scrape_sums_every_live_worker(tmp_path: Path) -> None:
     assert "recsys_requests" in snapshot
     here.close()
     assert not (folder / f"{os.getpid()}.json").exists()
+
+
+def test_observing_many_at_once_counts_as_observing_each() -> None:
+    from serving.metric_values import _Family
+
+    buckets = (0.001, 0.01, 0.1, 1.0)
+    pairs = [(("a",), 0.0005), (("b",), 0.01), (("a",), 0.5), (("a",), 7.0), (("b",), 0.01)]
+    one_by_one = _Family("x", "doc", ["l"], "histogram", buckets)
+    for labels, value in pairs:
+        one_by_one.observe(labels, value)
+    at_once = _Family("x", "doc", ["l"], "histogram", buckets)
+    at_once.observe_many(pairs)
+    assert at_once.counts == one_by_one.counts == {("a",): [1, 0, 0, 1, 1], ("b",): [0, 2, 0, 0, 0]}
+    assert at_once.values == one_by_one.values == {("a",): 7.5005, ("b",): 0.02}
