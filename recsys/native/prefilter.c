@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "nth.h"
 #include "scratch.h"
 
@@ -43,10 +44,7 @@ static void dots_portable(const int16_t *restrict p, const int8_t *restrict code
     }
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define HAVE_AVX2_PATH 1
-
+#ifdef HAVE_AVX2_PATH
 /* dots_portable with AVX2: 16 codes widened to int16 and multiplied-and-paired in two
  * instructions (four times the compiler's own vectorization of the loop above). */
 __attribute__((target("avx2"))) static void dots_avx2(const int16_t *restrict p,
@@ -84,8 +82,7 @@ __attribute__((target("avx2"))) static void dots_avx2(const int16_t *restrict p,
 /* Integer sums are exact, so both paths give the same dots. */
 static void dots(const int16_t *p, const int8_t *codes, int64_t n, int64_t d, int32_t *out) {
 #ifdef HAVE_AVX2_PATH
-    __builtin_cpu_init(); /* idempotent; the CPU model may not be read yet in a dlopen'ed library */
-    if (__builtin_cpu_supports("avx2")) {
+    if (cpu_has_avx2()) {
         dots_avx2(p, codes, n, d, out);
         return;
     }
@@ -102,8 +99,7 @@ int recsys_prefilter_dots(int wide, const int16_t *p, const int8_t *codes, int64
         return 0;
     }
 #ifdef HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) {
+    if (cpu_has_avx2()) {
         dots_avx2(p, codes, n, d, out);
         return 0;
     }

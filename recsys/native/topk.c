@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "nth.h"
 
 typedef struct {
@@ -47,22 +48,31 @@ static void swap(Entry *a, Entry *b) {
     *b = t;
 }
 
+/* Partitions e[lo..hi] (lo < hi) around the median of three: afterwards e[lo..*j] <
+ * e[*j+1..*i) (the pivot, in place) < e[*i..hi]. */
+static void partition(Entry *e, int64_t lo, int64_t hi, int64_t *i_out, int64_t *j_out) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (e[mid].key < e[lo].key) swap(&e[mid], &e[lo]);
+    if (e[hi].key < e[lo].key) swap(&e[hi], &e[lo]);
+    if (e[hi].key < e[mid].key) swap(&e[hi], &e[mid]);
+    uint64_t pivot = e[mid].key;
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+        while (e[i].key < pivot) i++;
+        while (pivot < e[j].key) j--;
+        if (i <= j) swap(&e[i++], &e[j--]);
+    }
+    *i_out = i;
+    *j_out = j;
+}
+
 /* Reorders e[0..n) so that e[0..k) hold its k smallest keys. */
 static void select_smallest(Entry *e, int64_t n, int64_t k) {
     int64_t lo = 0, hi = n - 1, target = k - 1;
     if (k <= 0 || k >= n) return;
     while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (e[mid].key < e[lo].key) swap(&e[mid], &e[lo]);
-        if (e[hi].key < e[lo].key) swap(&e[hi], &e[lo]);
-        if (e[hi].key < e[mid].key) swap(&e[hi], &e[mid]);
-        uint64_t pivot = e[mid].key;
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (e[i].key < pivot) i++;
-            while (pivot < e[j].key) j--;
-            if (i <= j) swap(&e[i++], &e[j--]);
-        }
+        int64_t i, j;
+        partition(e, lo, hi, &i, &j);
         if (target <= j) hi = j;
         else if (target >= i) lo = i;
         else return;
@@ -106,18 +116,8 @@ static void sort_smallest(Entry *e, int64_t n, int64_t m, int depth) {
             sort_by_medians(e, m);
             return;
         }
-        int64_t mid = n / 2;
-        if (e[mid].key < e[0].key) swap(&e[mid], &e[0]);
-        if (e[n - 1].key < e[0].key) swap(&e[n - 1], &e[0]);
-        if (e[n - 1].key < e[mid].key) swap(&e[n - 1], &e[mid]);
-        uint64_t pivot = e[mid].key;
-        int64_t i = 0, j = n - 1;
-        while (i <= j) {
-            while (e[i].key < pivot) i++;
-            while (pivot < e[j].key) j--;
-            if (i <= j) swap(&e[i++], &e[j--]);
-        }
-        /* e[0..j] < e[j+1..i) (the pivot, in place) < e[i..n) */
+        int64_t i, j;
+        partition(e, 0, n - 1, &i, &j); /* e[0..j] < the pivot < e[i..n) */
         if (m > i) sort_smallest(e + i, n - i, m - i, depth);
         n = j + 1;
         if (m > n) m = n; /* all of the left part is wanted */
@@ -165,10 +165,7 @@ static int nan_portable(const float *scores, int64_t n) {
     return nan != 0;
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define HAVE_AVX2_PATH 1
-
+#ifdef HAVE_AVX2_PATH
 /* at_least_portable, eight scores to a compare: most groups hold none of the ~2k best of a
  * 20k row, and one test skips them (the scalar loop spent most of its time mispredicting). */
 __attribute__((target("avx2"))) static int64_t at_least_avx2(const float *scores,
@@ -192,10 +189,7 @@ __attribute__((target("avx2"))) static int nan_avx2(const float *scores, int64_t
     return nan_portable(scores, n); /* the same loop, vectorized eight wide */
 }
 
-static int avx2(void) {
-    __builtin_cpu_init(); /* idempotent; the CPU model may not be read yet in a dlopen'ed library */
-    return !portable_only && __builtin_cpu_supports("avx2");
-}
+static int avx2(void) { return !portable_only && cpu_has_avx2(); }
 #endif
 
 /* The pool holds the scores >= bar (NaN compares false: never kept), in any order; returns
@@ -239,12 +233,8 @@ int recsys_top_k(int64_t n, const float *scores, const int64_t *ids, int64_t k, 
         }
     }
     if (kept == 0) {
-        for (int64_t i = 0; i < n; i++) {
-            int64_t id = ids ? ids[i] : i;
-            if (id < 0 || id > 0xFFFFFFFFll) return -3;
-            pool[i].key = descending(scores[i]) | (uint64_t)id;
-            pool[i].pos = i;
-        }
+        for (int64_t i = 0; i < n; i++)
+            if (keep(scores, ids, i, i) != 0) return -3;
         kept = n;
     }
     sort_smallest(pool, kept, m, depth_for(kept));
