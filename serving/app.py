@@ -41,6 +41,7 @@ from serving.experiments.service import ArmRouter, ExperimentSettings
 from serving.health.router import router as health_router
 from serving.items.router import router as items_router
 from serving.limits import RequestLimits
+from serving.list_route import ListLaneApp
 from serving.lists.service import ListDeps
 from serving.llm_metrics import LLMMetrics
 from serving.llm_pool import LLMPool
@@ -142,7 +143,7 @@ def create_app(
         metrics.close()
         app.state.arms.close()
 
-    app = FastAPI(
+    app = ListLaneApp(
         title="recsys-engine serving API",
         version="1",
         summary="Recommendations, ranking, similar items and events over an artifact bundle.",
@@ -152,7 +153,7 @@ def create_app(
         **_telemetry(settings.otel),
     )
     app.state.settings = settings
-    app.state.list_lane = not settings.otel  # serving.list_route
+    app.state.list_lane = not settings.otel  # serving.list_route: the lists' fast lane
     app.state.serving = state
     app.state.metrics = metrics
     app.state.decision_log = decisions
