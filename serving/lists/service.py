@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from features.guarded import feature_reads
 from recsys.decision import Decision, DecisionRequest, Filters
@@ -270,18 +271,23 @@ def scored_items(
     shares: Mapping[int, list[Any]] = state.get(CONTRIBUTIONS) or {}
     out = []
     for entry, slot in zip(shown, decision.slots, strict=True):
-        item = ScoredItem(
-            item_id=str(item_ids[entry.item]), score=entry.score, position=entry.position
-        )
+        item: dict[str, Any] = {
+            "item_id": str(item_ids[entry.item]),
+            "score": entry.score,
+            "position": entry.position,
+        }
         # set only when asked, so they are absent from the JSON otherwise
         if evidence is not None:
-            item.reasons = reasons(evidence, batch, int(slot), entry.item, entry.reason)
+            item["reasons"] = reasons(evidence, batch, int(slot), entry.item, entry.reason)
         if include_item:
-            item.item = item_details(served.catalog, entry.item)
+            item["item"] = item_details(served.catalog, entry.item)
         if explain and entry.item in shares:
-            item.contributions = [FeatureContribution(**vars(c)) for c in shares[entry.item]]
+            item["contributions"] = [FeatureContribution(**vars(c)) for c in shares[entry.item]]
         out.append(item)
-    return out
+    return _SCORED_ITEMS.validate_python(out)  # one validation for the list: half the CPU
+
+
+_SCORED_ITEMS = TypeAdapter(list[ScoredItem])
 
 
 def decision_entries(item_ids: np.ndarray, decision: Decision) -> list[DecisionLogEntry]:
