@@ -50,7 +50,7 @@ class ServingSettings(BaseSettings):
     decision_log_path: Path | None = Field(
         default=Path("var/serving/decisions.jsonl"),
         description="JSON-lines decision log (shown items with propensities, removed ones with "
-        "why); None = no log; RECSYS_DECISION_LOG_PATH.",
+        "why); None (an empty RECSYS_DECISION_LOG_PATH) = no log.",
     )
     metrics_dir: Path | None = Field(
         default=None,
@@ -149,6 +149,14 @@ class ServingSettings(BaseSettings):
     def _no_empty_key(cls, key: SecretStr | None) -> SecretStr | None:
         # RECSYS_ADMIN_API_KEY= (set, empty) must not mean "the empty key opens /admin"
         return key if key is not None and key.get_secret_value().strip() else None
+
+    @field_validator("ranker", "decision_config", "decision_log_path", "metrics_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # RECSYS_DECISION_LOG_PATH= (set, empty) means "none": as a path it read as ".", a
+        # folder the log's writer cannot open, and its queue then filled with every request
+        return None if isinstance(value, str) and not value.strip() else value
+
     llm: LLMSettings = Field(
         default_factory=LLMSettings,
         description="The LLM client: RECSYS_LLM_BACKEND, RECSYS_LLM_BASE_URL, ...",

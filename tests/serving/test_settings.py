@@ -75,6 +75,17 @@ def test_an_empty_admin_key_turns_admin_off(
         assert client.post("/admin/reload", json={}).status_code == 404  # no admin routes
 
 
+def test_an_empty_optional_path_or_name_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ("RANKER", "DECISION_CONFIG", "DECISION_LOG_PATH", "METRICS_DIR")
+    for empty in ("", "  "):
+        for name in names:
+            monkeypatch.setenv(f"RECSYS_{name}", empty)
+        settings = ServingSettings()
+        assert [getattr(settings, n.lower()) for n in names] == [None] * 4
+    monkeypatch.setenv("RECSYS_DECISION_LOG_PATH", "logs/d.jsonl")
+    assert ServingSettings().decision_log_path == Path("logs/d.jsonl")
+
+
 def test_the_chat_planner_follows_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_LLM_BACKEND", "openai")
     monkeypatch.setenv("RECSYS_LLM_MODEL", "Qwen/Qwen2.5-7B-Instruct")
