@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from features.guarded import feature_reads
 from recsys.decision import Decision, DecisionRequest, Filters
-from recsys.decision.log import DecisionLog, decision_record
+from recsys.decision.log import DecisionLog, deferred_record
 from recsys.pipeline import Pipeline, Result
 from recsys.ranking.explain import contributions
 from recsys.retrieval.merge import CandidateBatch
@@ -233,7 +233,7 @@ def log_decision(
     if log is None:
         return
     log.append(
-        decision_record(
+        deferred_record(
             decision,
             served.bundle.item_ids,
             request_id=call.request_id,

@@ -22,7 +22,7 @@ from recsys.decision import (
     load_decision_config,
 )
 from recsys.decision.config import Exploration, decision_config
-from recsys.decision.log import DecisionLog, decision_record
+from recsys.decision.log import DecisionLog, decision_record, deferred_record
 from recsys.decision.policy import explore
 from recsys.decision.stage import PurchaseLookup
 from recsys.retrieval.merge import CandidateBatch
@@ -241,6 +241,25 @@ def test_decision_log_writes_shown_and_outranking_removed(tmp_path: Path) -> Non
     assert [s["propensity"] for s in record["shown"]] == [1.0, 1.0, 1.0]
     # item 3 (out of stock) and 4 (bought) outranked nothing shown: not "would have been shown"
     assert record["removed"] == [] and record["request_id"] == "abc"
+
+
+def test_a_deferred_record_is_the_same_line_and_a_failing_one_is_lost_alone(
+    tmp_path: Path,
+) -> None:
+    d = run(stage(), DecisionRequest(k=3, request_id="abc"), user="u0")
+    ids = CATALOG.item_id.to_numpy(dtype=object)
+    fields = {"request_id": "abc", "user_id": "u0", "endpoint": "t", "model_version": "v"}
+    log = DecisionLog(tmp_path / "d.jsonl")
+    before = time.time()
+    deferred = deferred_record(d, ids, **fields)
+    log.append(lambda: {"n": 1 / 0})  # raises in the writer
+    log.append(deferred)
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert log.failed == 1 and len(lines) == 1
+    (record,) = lines
+    assert before - 0.001 <= record["ts"] <= time.time()  # when it was queued
+    assert record == decision_record(d, ids, ts=record["ts"], **fields)
 
 
 def test_decision_log_rotates_by_size_and_loses_no_record(tmp_path: Path) -> None:
