@@ -34,12 +34,12 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+        url = url_bytes(scope)
         if url > self.max_url:
             message = f"the URL is {url} bytes; at most {self.max_url} are accepted"
             await error_json(414, "uri_too_long", message)(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.max_body:
             await self._too_large(scope, receive, send, f"{declared}")
             return
@@ -59,14 +59,21 @@ class RequestLimits:
             text = f"{where or 'body'}: a lone UTF-16 surrogate (\\ud800-\\udfff) is not text"
             await error_json(422, "invalid_request", text, where or None)(scope, receive, send)
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        whole: Message = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, replay([whole], receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, size: str) -> None:
         message = f"the request body is {size} bytes; at most {self.max_body} are accepted"
         await error_json(413, "payload_too_large", message)(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def url_bytes(scope: Scope) -> int:
+    """The length of the request's path and query, as the URL limit counts it."""
+    return len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+
+
+def content_length(scope: Scope) -> int | None:
+    """The declared body length; None when there is none or it is not a number."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -76,17 +83,16 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that first gives back ``messages``, already read from it."""
+    pending = list(messages)
 
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
         return await receive()  # http.disconnect, for streaming responses that wait on it
 
-    return replay
+    return replayed
 
 
 def lone_surrogate(body: bytes) -> str | None:

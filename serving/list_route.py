@@ -38,7 +38,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from serving import deps
-from serving.limits import lone_surrogate
+from serving.limits import content_length, lone_surrogate, replay, url_bytes
 
 _DEPENDENCIES = (deps.served, deps.list_deps)
 _JSON = b"application/json"
@@ -88,13 +88,13 @@ class ListLaneApp(FastAPI):
                                 settings.max_url_bytes)  # fmt: skip
         parsed = None if body is None else _validated(route.body_model, body)
         if parsed is None:
-            await super().__call__(scope, _replay(read, receive), send)
+            await super().__call__(scope, replay(read, receive), send)
             return
-        request = Request(scope, _replay(read, receive))
+        request = Request(scope, receive)  # the body is read: handlers get the model
         try:
             served = await deps.served(request)
         except Exception:  # no bundle: FastAPI's path answers its 503, as without the lane
-            await super().__call__(scope, _replay(read, receive), send)
+            await super().__call__(scope, replay(read, receive), send)
             return
         status = 500  # an exception that escapes every handler ends as a 500
         try:
@@ -116,16 +116,11 @@ async def _read_json(
 ) -> bytes | None:
     """The whole body when the request is JSON within the limits, else None; every message
     received is kept in ``read`` for a replay."""
-    url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
-    if url > max_url:
+    if url_bytes(scope) > max_url:
         return None
-    content_type = declared = None
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value
-        elif name == b"content-length":
-            declared = value
-    if content_type != _JSON or (declared is not None and _too_long(declared, max_body)):
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+    declared = content_length(scope)
+    if content_type != _JSON or (declared is not None and declared > max_body):
         return None
     chunks: list[bytes] = []
     size, more = 0, True
@@ -144,13 +139,6 @@ async def _read_json(
     return None if lone_surrogate(body) is not None else body
 
 
-def _too_long(declared: bytes, max_body: int) -> bool:
-    try:
-        return int(declared) > max_body
-    except ValueError:
-        return False
-
-
 def _validated(model: type[BaseModel], body: bytes) -> BaseModel | None:
     try:
         return model.model_validate(json.loads(body))
@@ -165,18 +153,6 @@ def _handler(app: FastAPI, exc: Exception) -> Any:
         if kind in app.exception_handlers:
             return app.exception_handlers[kind]
     raise exc
-
-
-def _replay(read: list[Message], receive: Receive) -> Receive:
-    """``receive`` that gives back the messages already read first."""
-    pending = list(read)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
 
 
 def _body_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
