@@ -187,10 +187,15 @@ class AttributesModel(CandidateModel):
         postings = getattr(self, "postings_", None)
         order = getattr(self, "prior_order_", None)
         reach_of = getattr(self, "reach_", None)
+        by_token = getattr(self, "by_token_", None)
         if postings is None or order is None or reach_of is None:  # derived: not pickled
             postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
             order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
             reach_of = self.reach_ = np.diff(postings.indptr).astype(np.int64)  # (T,)
+            by_token = None
+        if by_token is None:
+            # the kernel's dense product may read just the profile's tokens' items
+            by_token = self.by_token_ = native_rows.postings_ready(self.items_)
         n_items, n_tokens = self.items_.shape
         ids = np.empty((histories.n_users, n), dtype=np.int64)
         scores = np.empty((histories.n_users, n), dtype=np.float32)
@@ -198,10 +203,10 @@ class AttributesModel(CandidateModel):
         for row in range(histories.n_users):
             history = histories.user(row)
             recent, weights = self._recent(history)
-            dense = native_rows.attributes_row(self.items_, reach_of, recent,
-                                               weights.astype(np.float32), self.prior_,
-                                               history if exclude_seen else None,
-                                               max_hits)  # fmt: skip
+            dense = native_rows.attributes_row(
+                self.items_, reach_of, recent, weights.astype(np.float32), self.prior_,
+                history if exclude_seen else None, max_hits, postings if by_token else None,
+            )  # fmt: skip
             if dense is not None:  # the dense branch below, in one C call
                 got = top_n(dense[None, :], n)
                 ids[row], scores[row] = got[0][0], got[1][0]
@@ -235,6 +240,7 @@ class AttributesModel(CandidateModel):
         state.pop("postings_", None)
         state.pop("prior_order_", None)
         state.pop("reach_", None)
+        state.pop("by_token_", None)
         return state
 
     def config_dict(self) -> dict[str, Any]:

@@ -59,15 +59,38 @@ int recsys_covisit_row(const int32_t *indptr, const int32_t *indices, const floa
     return 0;
 }
 
+/* The product of attributes_row through the postings (the (n_tokens, n_items) transpose of
+ * the item-token matrix): only the items of the profile's tokens are read, token by token in
+ * increasing order. Each item's float32 sum then takes its nonzero terms in the order its row
+ * stores them (sorted, the caller's condition), and the terms it skips are data * 0: adding a
+ * zero leaves a sum that started at +0 unchanged, so the floats are the row-by-row ones. */
+static int by_postings(const int32_t *p_indptr, const int32_t *p_indices, const float *p_data,
+                       int64_t n_items, int64_t n_tokens, const float *narrow, float *out) {
+    memset(out, 0, (size_t)n_items * sizeof(float));
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float w = narrow[t];
+        if (w == 0.0f) continue;
+        for (int32_t e = p_indptr[t]; e < p_indptr[t + 1]; e++) {
+            int32_t i = p_indices[e];
+            if (i < 0 || i >= n_items) return -1;
+            out[i] += p_data[e] * w;
+        }
+    }
+    return 0;
+}
+
 /* Attributes: the token profile (the item rows' weighted sum, as float32) times the item-token
  * matrix, row by row in float32 as scipy's csr_matvec sums, times the prior; the history at
  * -inf. `reach` (n_tokens,) counts each token's items: the profile's tokens reaching max_hits
- * items or fewer in all make the call return 1. */
+ * items or fewer in all make the call return 1. Given its postings (p_indptr not NULL: rows in
+ * canonical order, finite data, the caller's checks), where the profile's tokens reach fewer
+ * entries than the matrix holds the product runs through them (by_postings), same floats. */
 int recsys_attributes_row(const int32_t *indptr, const int32_t *indices, const float *data,
                           int64_t n_items, int64_t n_tokens, const int64_t *reach,
                           const int64_t *rows, int64_t n_picked, const float *weights,
                           const float *prior, const int64_t *seen, int64_t n_seen,
-                          int64_t max_hits, float *out) {
+                          int64_t max_hits, const int32_t *p_indptr, const int32_t *p_indices,
+                          const float *p_data, float *out) {
     double *profile = grow(0, (size_t)n_tokens * sizeof(double));
     float *narrow = grow(1, (size_t)n_tokens * sizeof(float));
     if (!profile || !narrow) return -1;
@@ -80,10 +103,16 @@ int recsys_attributes_row(const int32_t *indptr, const int32_t *indices, const f
         if (profile[t] != 0.0) hits += reach[t];
     }
     if (hits <= max_hits) return 1;
-    for (int64_t i = 0; i < n_items; i++) {
-        float s = 0.0f;
-        for (int32_t e = indptr[i]; e < indptr[i + 1]; e++) s += data[e] * narrow[indices[e]];
-        out[i] = s * prior[i];
+    if (p_indptr && hits < indptr[n_items]) {
+        if (by_postings(p_indptr, p_indices, p_data, n_items, n_tokens, narrow, out) != 0)
+            return -1;
+        for (int64_t i = 0; i < n_items; i++) out[i] *= prior[i];
+    } else {
+        for (int64_t i = 0; i < n_items; i++) {
+            float s = 0.0f;
+            for (int32_t e = indptr[i]; e < indptr[i + 1]; e++) s += data[e] * narrow[indices[e]];
+            out[i] = s * prior[i];
+        }
     }
     exclude(out, n_items, seen, n_seen);
     return 0;

@@ -27,7 +27,8 @@ def _kernels() -> tuple[Any, Any] | None:
     )  # fmt: skip
     attributes = native.function(
         "rows", "recsys_attributes_row",
-        [ptr, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, i64, i64, ptr], ctypes.c_int,
+        [ptr, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr],
+        ctypes.c_int,
     )  # fmt: skip
     return None if covisit is None or attributes is None else (covisit, attributes)
 
@@ -76,23 +77,40 @@ def attributes_row(
     prior: np.ndarray,
     seen: np.ndarray | None,
     max_hits: int,
+    postings: sp.csr_matrix | None = None,
 ) -> np.ndarray | None:
     """(I,) float32: ``(items @ float32(profile)) * prior``, ``seen`` at -inf, where the profile
     is the bincount of the ``rows`` (R,) of the (I, T) ``items`` matrix scaled by ``weights``
     (R,) float32. ``reach`` (T,) int64 counts each token's items: where the profile's tokens
-    reach ``max_hits`` items or fewer, None (the sparse path's case; also see the module)."""
+    reach ``max_hits`` items or fewer, None (the sparse path's case; also see the module).
+
+    ``postings``, the (T, I) transpose of ``items``, lets the kernel read only the profile's
+    tokens' items (the same floats; see ``rows.c``). Pass it only where :func:`postings_ready`
+    holds for ``items``."""
     kernels, csr = _kernels(), _csr(items)
     if kernels is None or csr is None or not _vector(prior, np.float32):
         return None
     n_items, n_tokens = items.shape
     if not _vector(reach, np.int64) or len(reach) != n_tokens or len(prior) != n_items:
         return None
+    by_token = None if postings is None else _csr(postings)
+    if by_token is not None and postings is not None and postings.shape != (n_tokens, n_items):
+        by_token = None
     rows, weights, seen = _request(rows, weights, seen)
     out = np.empty(n_items, np.float32)
     done = kernels[1](*csr, n_items, n_tokens, native.address(reach), native.address(rows),
                       len(rows), native.address(weights), native.address(prior), _address(seen),
-                      len(seen), max_hits, native.address(out))  # fmt: skip
+                      len(seen), max_hits, *(by_token or (None, None, None)),
+                      native.address(out))  # fmt: skip
     return out if done == 0 else None
+
+
+def postings_ready(items: sp.csr_matrix) -> bool:
+    """Whether :func:`attributes_row` may run ``items``' product through its postings: each row
+    stored in increasing column order with no repeats (so a token-by-token pass adds each
+    row's terms in its own order) and every value finite (so the terms it skips, value times
+    zero, are zeros)."""
+    return bool(items.has_canonical_format and np.isfinite(items.data).all())
 
 
 def _request(

@@ -104,6 +104,41 @@ def test_the_attributes_row_is_scipy_s_product_with_the_profile() -> None:
         assert got.tobytes() == want.tobytes()
 
 
+def test_the_attributes_row_through_the_postings_is_the_same_floats() -> None:
+    rng = np.random.default_rng(4)
+    through = 0  # trials whose tokens reach fewer entries than the matrix: the postings' pass
+    for trial in range(40):
+        n_items, n_tokens = int(rng.integers(5, 300)), int(rng.integers(3, 60))
+        items = random_csr(rng, (n_items, n_tokens), int(rng.integers(n_items, 8 * n_items)))
+        items.sum_duplicates()  # canonical: sorted columns, no repeats (negatives kept)
+        assert native_rows.postings_ready(items)
+        postings = sp.csr_matrix(items.T)
+        reach = np.diff(postings.indptr).astype(np.int64)
+        picked = rng.integers(0, n_items, int(rng.integers(1, 4)))  # a few tokens: few hits
+        weights = rng.random(len(picked)).astype(np.float32)
+        prior = rng.standard_normal(n_items).astype(np.float32)
+        seen = rng.integers(0, n_items, 4) if trial % 2 else None
+        args = (items, reach, picked, weights, prior, seen, -1)
+        got = native_rows.attributes_row(*args, postings)
+        want = native_rows.attributes_row(*args)
+        assert got is not None and want is not None
+        assert got.tobytes() == want.tobytes()
+        tokens = np.unique(items.indices[sparse_topn.row_positions(items.indptr, picked)])
+        through += int(reach[tokens].sum()) < items.nnz
+    assert through >= 10
+
+
+def test_postings_need_rows_in_order_without_repeats_and_finite_values() -> None:
+    rng = np.random.default_rng(5)
+    raw = random_csr(rng, (30, 10), 200)  # unsorted, with repeats
+    assert not native_rows.postings_ready(raw)
+    canonical = raw.copy()
+    canonical.sum_duplicates()
+    assert native_rows.postings_ready(canonical)
+    canonical.data[3] = np.inf
+    assert not native_rows.postings_ready(canonical)
+
+
 def test_few_hits_are_left_to_the_sparse_path_and_odd_input_to_numpy() -> None:
     rng = np.random.default_rng(2)
     m = random_csr(rng, (50, 50), 400)
