@@ -26,8 +26,7 @@ T = TypeVar("T")
 
 def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> Decision:
     """``decision`` with its first ``len(head)`` shown items in the order ``head``."""
-    shown = [e for e in decision.entries if e.action == "shown"]
-    rest = [e for e in decision.entries if e.action != "shown"]
+    shown = decision.shown
     n = len(head)
     order = np.concatenate([head, np.arange(n, len(shown))]).astype(np.int64)
     entries = []
@@ -43,7 +42,7 @@ def reorder(decision: Decision, head: np.ndarray, reasons: dict[int, str]) -> De
         scores=decision.scores[order],
         propensity=decision.propensity[order],
         slots=decision.slots[order],
-        entries=entries + rest,
+        shown=entries,
     )
 
 
@@ -138,15 +137,14 @@ def history_context(served: Served, history: np.ndarray, last: int = 5) -> str:
 
 def truncate(decision: Decision, k: int) -> Decision:
     """Only the first ``k`` shown items (the rest of the entries, removals, stay)."""
-    shown = [e for e in decision.entries if e.action == "shown"]
+    shown = decision.shown
     if len(shown) <= k:
         return decision
-    rest = [e for e in decision.entries if e.action != "shown"]
     return replace(
         decision,
         ids=decision.ids[:k],
         scores=decision.scores[:k],
         propensity=decision.propensity[:k],
         slots=decision.slots[:k],
-        entries=shown[:k] + rest,
+        shown=shown[:k],
     )

@@ -2,7 +2,13 @@
 
 from recsys.decision.config import DecisionConfig, DecisionConfigError, load_decision_config
 from recsys.decision.filters import Filters
-from recsys.decision.stage import Decision, DecisionEntry, DecisionRequest, DecisionStage
+from recsys.decision.stage import (
+    Decision,
+    DecisionEntry,
+    DecisionRequest,
+    DecisionStage,
+    Removed,
+)
 
 __all__ = [
     "Decision",
@@ -12,5 +18,6 @@ __all__ = [
     "DecisionRequest",
     "DecisionStage",
     "Filters",
+    "Removed",
     "load_decision_config",
 ]

@@ -52,7 +52,7 @@ def decision_record(
     would have shown something else there), which off-policy evaluation reads; ``shadow``
     marks a list an experiment arm computed but nobody was shown; ``ts``: when the list was
     decided (default now)."""
-    shown = [e for e in decision.entries if e.action == "shown"]
+    shown = decision.shown
     floor = min((e.score for e in shown), default=float("inf"))
     return {
         "ts": round(time.time() if ts is None else ts, 3),
@@ -81,8 +81,8 @@ def decision_record(
         ],
         "removed": [
             {"item_id": str(item_ids[e.item]), "score": round(e.score, 6), "reason": e.reason}
-            for e in decision.entries
-            if e.action == "removed" and e.score >= floor
+            for e in decision.removed.entries()
+            if e.score >= floor
         ],
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -47,13 +48,47 @@ class DecisionEntry(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Removed:
+    """The candidates a decision removed, as arrays; their entries are made on first use.
+
+    A request removes about 50 candidates (bought, out of stock, capped...) and shows 10. The
+    response reads only the shown ones; the removed ones' entries are read by the decision
+    log's writer thread and by explanations, so a request does not make them.
+    """
+
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # (R,) item indexes
+    scores: np.ndarray = field(default_factory=lambda: np.empty(0))  # (R,) float64
+    reasons: np.ndarray = field(default_factory=lambda: np.empty(0, object))  # (R,) str
+    more: tuple[DecisionEntry, ...] = ()  # removed entries made already (category caps)
+
+    def entries(self) -> list[DecisionEntry]:
+        """The removed entries, best score first (equal scores: arrays, then ``more``)."""
+        # Python values first: walking numpy arrays makes a numpy scalar per element
+        removed = [
+            DecisionEntry(i, "removed", str(r), s)
+            for i, s, r in zip(
+                self.ids.tolist(), self.scores.tolist(), self.reasons.tolist(), strict=True
+            )
+        ]
+        removed += self.more
+        removed.sort(key=lambda e: -e.score)
+        return removed
+
+
+@dataclass(frozen=True)
 class Decision:
     ids: np.ndarray  # (k',) item indexes shown, k' <= k
     scores: np.ndarray  # (k',) score after rules
     propensity: np.ndarray  # (k',)
     slots: np.ndarray  # (k',) slot in the merged candidate list (for per-source reasons)
-    entries: list[DecisionEntry]  # shown items in order, then removed ones, best score first
+    shown: list[DecisionEntry]  # the shown items' entries, in order
+    removed: Removed  # the removed candidates, with why
     considered: int  # candidates the decision looked at
+
+    @cached_property
+    def entries(self) -> list[DecisionEntry]:
+        """Shown items in order, then removed ones, best score first."""
+        return [*self.shown, *self.removed.entries()]
 
 
 def ordered_candidates(state: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,16 +151,7 @@ class DecisionStage:
             self.catalog, request.filters, self.config, ids, purchased, self.item_index
         )
         gone = ~keep
-        # Python values first: walking numpy arrays makes a numpy scalar per element
-        removed = [
-            DecisionEntry(i, "removed", str(r), s)
-            for i, s, r in zip(
-                ids[gone].tolist(),
-                scores[gone].astype(np.float64).tolist(),
-                why[gone].tolist(),
-                strict=True,
-            )
-        ]
+        filtered = (ids[gone], scores[gone].astype(np.float64), why[gone])
         ids, scores, slots = ids[keep], scores[keep], slots[keep]
         ids, scores, notes, slots = self._rules(ids, scores, slots)
         k = request.k
@@ -138,10 +164,10 @@ class DecisionStage:
             ids, scores, slots = ids[order], scores[order], slots[order]
             notes = [notes[i] for i in order]
         kept, skipped = capped(self.catalog, self.config, ids, k)
-        removed += [
+        removed = Removed(*filtered, more=tuple(
             DecisionEntry(int(ids[p]), "removed", reason, float(scores[p]))
             for p, reason in skipped.items()
-        ]
+        ))  # fmt: skip
         eligible = (
             np.setdiff1d(np.arange(len(ids)), list(skipped), assume_unique=True)
             if skipped
@@ -165,13 +191,13 @@ class DecisionStage:
             entries.append(
                 DecisionEntry(int(ids[pos]), "shown", reason, float(scores[pos]), slot, float(p))
             )
-        removed.sort(key=lambda e: -e.score)
         decision = Decision(
             ids=ids[shown],
             scores=scores[shown],
             propensity=drawn.propensity,
             slots=slots[shown],
-            entries=entries + removed,
+            shown=entries,
+            removed=removed,
             considered=len(keep),
         )
         return {"decision": decision}

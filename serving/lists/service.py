@@ -184,7 +184,7 @@ def shown_contributions(served: Served, state: Mapping[str, Any]) -> dict[int, l
     if served.ranker is None or ranking is None or "ranked" not in state:
         return {}  # the merged order, or a pipeline without a ranking stage (search)
     decision: Decision = state["decision"]
-    shown = [e.item for e in decision.entries if e.action == "shown"]
+    shown = [e.item for e in decision.shown]
     got = contributions(ranking.rankers[served.ranker], state, len(served.bundle.item_ids),
                         ranking.features, [int(s) for s in decision.slots])  # fmt: skip
     return {} if got is None else dict(zip(shown, got, strict=True))
@@ -266,7 +266,7 @@ def scored_items(
     item_ids = served.bundle.item_ids
     decision: Decision = state["decision"]
     batch: CandidateBatch = state["candidates"]
-    shown = [e for e in decision.entries if e.action == "shown"]
+    shown = decision.shown
     evidence = Evidence.of(served, state, [e.item for e in shown]) if explain else None
     shares: Mapping[int, list[Any]] = state.get(CONTRIBUTIONS) or {}
     out = []

@@ -13,7 +13,7 @@ from agents.llm import LLMClient, LLMSettings
 from agents.rerank import RerankConfig, blend, choose_weight, grounded
 from agents.tune import ndcg_at
 from recsys.decision import Decision
-from recsys.decision.stage import DecisionEntry
+from recsys.decision.stage import DecisionEntry, Removed
 from serving.llm_steps import reorder, rerank_weight
 
 
@@ -70,11 +70,11 @@ def test_reasons_must_be_grounded_and_not_copies() -> None:
 
 def _decision(n: int) -> Decision:
     ids = np.arange(100, 100 + n)
-    entries = [DecisionEntry(int(i), "shown", f"r{i}", 1.0 - p / n, p, 0.1 * (p + 1))
-               for p, i in enumerate(ids)]  # fmt: skip
-    entries.append(DecisionEntry(999, "removed", "rule", 0.0))
+    shown = [DecisionEntry(int(i), "shown", f"r{i}", 1.0 - p / n, p, 0.1 * (p + 1))
+             for p, i in enumerate(ids)]  # fmt: skip
+    removed = Removed(np.array([999]), np.array([0.0]), np.array(["rule"], dtype=object))
     return Decision(ids, 1.0 - np.arange(n) / n, 0.1 * (np.arange(n) + 1), np.arange(n) * 2,
-                    entries, considered=n + 1)  # fmt: skip
+                    shown, removed, considered=n + 1)  # fmt: skip
 
 
 def test_reordering_carries_each_items_propensity_and_slot_with_it() -> None:
