@@ -81,8 +81,7 @@ def decision_record(
         ],
         "removed": [
             {"item_id": str(item_ids[e.item]), "score": round(e.score, 6), "reason": e.reason}
-            for e in decision.removed.entries()
-            if e.score >= floor
+            for e in decision.removed.entries(at_least=floor)
         ],
     }
 

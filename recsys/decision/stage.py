@@ -61,16 +61,20 @@ class Removed:
     reasons: np.ndarray = field(default_factory=lambda: np.empty(0, object))  # (R,) str
     more: tuple[DecisionEntry, ...] = ()  # removed entries made already (category caps)
 
-    def entries(self) -> list[DecisionEntry]:
-        """The removed entries, best score first (equal scores: arrays, then ``more``)."""
+    def entries(self, at_least: float | None = None) -> list[DecisionEntry]:
+        """The removed entries, best score first (equal scores: arrays, then ``more``); only
+        those scoring ``at_least`` or more when given (the decision log's)."""
+        ids, scores, reasons, more = self.ids, self.scores, self.reasons, list(self.more)
+        if at_least is not None:
+            keep = scores >= at_least
+            ids, scores, reasons = ids[keep], scores[keep], reasons[keep]
+            more = [e for e in more if e.score >= at_least]
         # Python values first: walking numpy arrays makes a numpy scalar per element
         removed = [
             DecisionEntry(i, "removed", str(r), s)
-            for i, s, r in zip(
-                self.ids.tolist(), self.scores.tolist(), self.reasons.tolist(), strict=True
-            )
+            for i, s, r in zip(ids.tolist(), scores.tolist(), reasons.tolist(), strict=True)
         ]
-        removed += self.more
+        removed += more
         removed.sort(key=lambda e: -e.score)
         return removed
 

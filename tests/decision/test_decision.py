@@ -19,12 +19,13 @@ from recsys.decision import (
     DecisionRequest,
     DecisionStage,
     Filters,
+    Removed,
     load_decision_config,
 )
 from recsys.decision.config import Exploration, decision_config
 from recsys.decision.log import DecisionLog, decision_record, deferred_record
 from recsys.decision.policy import explore
-from recsys.decision.stage import PurchaseLookup
+from recsys.decision.stage import DecisionEntry, PurchaseLookup
 from recsys.retrieval.merge import CandidateBatch
 
 # 12 items: 0-5 jackets (Urbanwear / Peak), 6-9 boots, 10-11 mugs; 3 and 9 out of stock
@@ -241,6 +242,22 @@ def test_decision_log_writes_shown_and_outranking_removed(tmp_path: Path) -> Non
     assert [s["propensity"] for s in record["shown"]] == [1.0, 1.0, 1.0]
     # item 3 (out of stock) and 4 (bought) outranked nothing shown: not "would have been shown"
     assert record["removed"] == [] and record["request_id"] == "abc"
+
+
+def test_removed_entries_are_made_on_use_best_first_and_cut_at_a_score() -> None:
+    capped = (DecisionEntry(7, "removed", "category cap", 0.5),)
+    removed = Removed(np.array([3, 4, 5]), np.array([0.2, 0.9, 0.5]),
+                      np.array(["out of stock", "purchased", "filter"], dtype=object),
+                      capped)  # fmt: skip
+    every = removed.entries()
+    assert [(e.item, e.reason) for e in every] == [
+        (4, "purchased"), (5, "filter"), (7, "category cap"), (3, "out of stock")
+    ]  # equal scores: the filters' removal before the cap's
+    assert all(e.action == "removed" and type(e.score) is float for e in every)
+    for floor in (-np.inf, 0.2, 0.5, 0.51, 1.0):
+        assert removed.entries(at_least=floor) == [e for e in every if e.score >= floor]
+    d = run(stage(), DecisionRequest(k=3, request_id="abc"), user="u0")
+    assert d.entries == [*d.shown, *d.removed.entries()] and d.entries[0].action == "shown"
 
 
 def test_a_deferred_record_is_the_same_line_and_a_failing_one_is_lost_alone(
