@@ -128,6 +128,9 @@ class AttributesModel(CandidateModel):
         # 1 + log1p: an item nobody touched in training keeps its similarity
         self.prior_ = ((1.0 + np.log1p(pop)) ** self.config.popularity_power).astype(np.float32)
         self.n_items_ = n_items
+        # what recommend derives from the fitted arrays, remade from these on first use
+        for derived in ("postings_", "prior_order_", "reach_", "by_token_"):
+            setattr(self, derived, None)
         return self
 
     def query_matrix(self, histories: Sequences) -> sp.csr_matrix:

@@ -66,3 +66,20 @@ def test_needs_the_catalog_and_valid_config(labelled: Dataset) -> None:
         AttributesModel().fit(TrainingData(split.train, None))
     with pytest.raises(ValueError, match="half_life"):
         AttributesConfig(half_life=0)
+
+
+def test_a_refit_forgets_what_the_first_fit_derived(labelled: Dataset) -> None:
+    """recommend derives postings and the prior's order from the fitted arrays; fitting the same
+    object again (another interaction log) must not serve the first fit's."""
+    enc = encode(labelled)
+    split = leave_one_out(enc)
+    items = labelled.items.set_index("item_id").loc[list(enc.item_ids)].reset_index()
+    first, second = TrainingData(split.train, items), TrainingData(split.train_and_valid, items)
+    histories = split.test.history.select(np.arange(40))
+    model = AttributesModel().fit(first)
+    model.recommend(histories, 30)  # derives from the first fit
+    model.fit(second)
+    fresh = AttributesModel().fit(second)
+    got, want = model.recommend(histories, 30), fresh.recommend(histories, 30)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1].tobytes() == want[1].tobytes()
