@@ -78,8 +78,12 @@ def test_a_refit_forgets_what_the_first_fit_derived(labelled: Dataset) -> None:
     histories = split.test.history.select(np.arange(40))
     model = AttributesModel().fit(first)
     model.recommend(histories, 30)  # derives from the first fit
+    first_order = model.prior_order_
     model.fit(second)
     fresh = AttributesModel().fit(second)
     got, want = model.recommend(histories, 30), fresh.recommend(histories, 30)
     np.testing.assert_array_equal(got[0], want[0])
     assert got[1].tobytes() == want[1].tobytes()
+    # the fill order of the sparse path (items no shared token reaches), by the new prior
+    assert not np.array_equal(first_order, fresh.prior_order_)  # the logs' popularity differs
+    np.testing.assert_array_equal(model.prior_order_, fresh.prior_order_)
