@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,11 +140,17 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         print(f"[scaling] {size}", file=sys.stderr, flush=True)
+        # the size's own progress goes to this stderr, and so would a Python traceback of
+        # every thread if it dies (faulthandler): a crash 30 minutes into the 1M point says where
         done = subprocess.run(
-            [sys.executable, __file__, "--one", size, "--sources", args.sources,
-             "--ranker", args.ranker, "--requests", str(args.requests)],
-            capture_output=True, text=True, check=True,
+            [sys.executable, "-X", "faulthandler", __file__, "--one", size,
+             "--sources", args.sources, "--ranker", args.ranker, "--requests", str(args.requests)],
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            code = done.returncode
+            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            raise SystemExit(f"[scaling] {size} failed ({why}); its output is above")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"[scaling] {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
