@@ -37,6 +37,8 @@ from recsys.data.split import EvalSet
 from recsys.native import rows as native_rows
 
 SCORE_BLOCK = 256  # histories scored per dense block (bounds the (b, tokens) profile)
+# what recommend derives from the fitted arrays: not pickled, and dropped by a refit
+DERIVED = ("postings_", "prior_order_", "reach_", "by_token_")
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,7 @@ class AttributesModel(CandidateModel):
         # 1 + log1p: an item nobody touched in training keeps its similarity
         self.prior_ = ((1.0 + np.log1p(pop)) ** self.config.popularity_power).astype(np.float32)
         self.n_items_ = n_items
-        # what recommend derives from the fitted arrays, remade from these on first use
-        for derived in ("postings_", "prior_order_", "reach_", "by_token_"):
+        for derived in DERIVED:  # remade from these arrays on the next recommend
             setattr(self, derived, None)
         return self
 
@@ -191,13 +192,11 @@ class AttributesModel(CandidateModel):
         order = getattr(self, "prior_order_", None)
         reach_of = getattr(self, "reach_", None)
         by_token = getattr(self, "by_token_", None)
-        if postings is None or order is None or reach_of is None:  # derived: not pickled
+        if postings is None or order is None or reach_of is None or by_token is None:
             postings = self.postings_ = sp.csr_matrix(self.items_.T)  # (T, I) token -> items
             order = self.prior_order_ = np.argsort(-self.prior_, kind="stable")
             reach_of = self.reach_ = np.diff(postings.indptr).astype(np.int64)  # (T,)
-            by_token = None
-        if by_token is None:
-            # the kernel's dense product may read just the profile's tokens' items
+            # whether the kernel's dense product may read just the profile's tokens' items
             by_token = self.by_token_ = native_rows.postings_ready(self.items_)
         n_items, n_tokens = self.items_.shape
         ids = np.empty((histories.n_users, n), dtype=np.int64)
@@ -240,10 +239,8 @@ class AttributesModel(CandidateModel):
     def __getstate__(self) -> dict[str, Any]:
         # postings are the transpose of items_: rebuilt on first use rather than pickled twice
         state = dict(self.__dict__)
-        state.pop("postings_", None)
-        state.pop("prior_order_", None)
-        state.pop("reach_", None)
-        state.pop("by_token_", None)
+        for derived in DERIVED:
+            state.pop(derived, None)
         return state
 
     def config_dict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import platform
 import re
 import tempfile
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,7 @@ class CompiledTrees:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(N,) float32 scores of an (N, D) matrix, on ``threads`` threads."""
-        entry = self._entry()
+        entry = self._entry
         if entry is not None and x.ndim == 2 and x.shape[1] == self._model.num_feature():
             # what Model.predict does with n_jobs=1 (its checks and conversions cost ~35 us a
             # request against ~150 for the trees): the compiled function over float64 rows
@@ -144,6 +144,7 @@ class CompiledTrees:
             return out.astype(np.float32)
         return np.asarray(self._model.predict(x, n_jobs=self.threads), dtype=np.float32)
 
+    @cached_property
     def _entry(self) -> Any:
         """The compiled forest's C entry point where a call may take it directly: one thread,
         one output per row, float64 arithmetic (else None: ``Model.predict`` serves)."""

@@ -93,9 +93,9 @@ def attributes_row(
     n_items, n_tokens = items.shape
     if not _vector(reach, np.int64) or len(reach) != n_tokens or len(prior) != n_items:
         return None
-    by_token = None if postings is None else _csr(postings)
-    if by_token is not None and postings is not None and postings.shape != (n_tokens, n_items):
-        by_token = None
+    by_token = None
+    if postings is not None and postings.shape == (n_tokens, n_items):
+        by_token = _csr(postings)
     rows, weights, seen = _request(rows, weights, seen)
     out = np.empty(n_items, np.float32)
     done = kernels[1](*csr, n_items, n_tokens, native.address(reach), native.address(rows),

@@ -65,12 +65,12 @@ def test_compiled_scores_equal_native(fitted: LGBMRanker, trees: Path) -> None:
 def test_the_direct_call_gives_lleaves_own_scores(fitted: LGBMRanker, trees: Path) -> None:
     x = fitted.onnx_feeds(make_frame(40, 2))["input"]
     one = CompiledTrees(trees, cache_dir=None)
-    assert one._entry() is not None  # one thread: the compiled function called directly
+    assert one._entry is not None  # one thread: the compiled function called directly
     want = np.asarray(one._model.predict(x, n_jobs=1), dtype=np.float32)
     assert one.predict(x).tobytes() == want.tobytes()
     assert one.predict(x[:0]).shape == (0,)
     two = CompiledTrees(trees, cache_dir=None, threads=2)
-    assert two._entry() is None  # lleaves splits the rows over its threads
+    assert two._entry is None  # lleaves splits the rows over its threads
     assert two.predict(x).tobytes() == want.tobytes()
 
 
