@@ -23,6 +23,7 @@ STAGE_HISTOGRAMS = {
     "recsys_request_latency_seconds": "method",  # the whole request inside the app
     "recsys_batch_size": "",  # requests per pipeline batch (serving.batching), no label
 }
+CACHE_GAUGE = "recsys_candidate_cache"  # the recommend pipeline's candidate cache, per worker
 Totals = dict[tuple[str, str, str], tuple[float, float]]  # (histogram, endpoint, part) -> sums
 
 
@@ -30,6 +31,12 @@ def parse(text: str) -> Totals:
     """(sum seconds, count) per histogram, endpoint and stage/source in one scrape."""
     out: dict[tuple[str, str, str], list[float]] = {}
     for family in text_string_to_metric_families(text):
+        if family.name == CACHE_GAUGE:  # hits and misses, as a (value, 0) pair per stat
+            for sample in family.samples:
+                stat = sample.labels.get("stat", "")
+                if stat in ("hits", "misses"):
+                    out.setdefault((CACHE_GAUGE, "", stat), [0.0, 0.0])[0] += float(sample.value)
+            continue
         part_label = STAGE_HISTOGRAMS.get(family.name)
         if part_label is None:
             continue
@@ -69,10 +76,23 @@ async def scrape(conns: Sequence[Connection], host: str, port: int) -> Totals:
 def breakdown(before: Totals, after: Totals, endpoint: Collection[str]) -> dict[str, Any]:
     """Mean milliseconds per request of each stage, source and the whole app for the endpoint
     (its labels: stages carry its name, requests its path) between two scrapes:
-    {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x, "mean_batch": n}; ``mean_batch`` is
-    over every batched list endpoint (the batch metric has no endpoint label)."""
+    {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x, "mean_batch": n,
+    "candidate_cache_hit_rate": r}; ``mean_batch`` is over every batched list endpoint (the batch
+    metric has no endpoint label). Sources run only on the candidate cache's misses, so
+    ``sources_ms`` is per miss; the hit rate is the recommend pipeline's, None where the server
+    reports no cache."""
     out: dict[str, Any] = {"stages_ms": {}, "sources_ms": {}}
+    hits, misses = (
+        after.get((CACHE_GAUGE, "", stat), (0.0, 0.0))[0]
+        - before.get((CACHE_GAUGE, "", stat), (0.0, 0.0))[0]
+        for stat in ("hits", "misses")
+    )
+    out["candidate_cache_hit_rate"] = (
+        round(hits / (hits + misses), 3) if hits + misses > 0 else None
+    )
     for key, (s1, c1) in after.items():
+        if key[0] == CACHE_GAUGE:
+            continue
         name, label, part = key
         s0, c0 = before.get(key, (0.0, 0.0))
         if c1 <= c0:

@@ -22,6 +22,7 @@ from recsys.decision import DecisionConfig, DecisionStage
 from recsys.decision.stage import PurchaseLookup
 from recsys.pipeline import Pipeline
 from recsys.ranking.ranker import RankingStage
+from recsys.retrieval.cache import CandidateCache
 from recsys.retrieval.given import GivenCandidatesStage
 from recsys.retrieval.retriever import HistoryStage, RetrievalStage
 from recsys.search.stage import query_stage
@@ -76,14 +77,18 @@ def recommend_pipeline(
     ranker: str | None = None,
     history: Any = None,
     decider: Decider | None = None,
+    candidate_cache: int = 0,
 ) -> Pipeline:
     """user_id[, request] -> history -> retrieval [-> ranking] [-> decision].
 
     ``ranker`` is used as given (None = no ranking stage): resolve it with :func:`ranker_name`.
+    ``candidate_cache`` > 0 keeps that many histories' merged candidates
+    (:mod:`recsys.retrieval.cache`).
     """
+    cache = CandidateCache(candidate_cache) if candidate_cache > 0 else None
     stages: list[Any] = [
         history or HistoryStage(bundle.user_index(), bundle.sequences),
-        RetrievalStage(bundle.retriever, len(bundle.item_ids)),
+        RetrievalStage(bundle.retriever, len(bundle.item_ids), cache),
         *_ranking(bundle, ranker),
     ]
     return _decided(bundle, stages, ["user_id"], ranker, decider)
@@ -139,8 +144,11 @@ def build_pipelines(
     session: SessionState | None = None,
     events: EventLog | None = None,
     decision: DecisionConfig | None = None,
+    candidate_cache: int = 0,
 ) -> Pipelines:
     """recommend, rank and search over ``bundle``, reading history live from ``session``.
+
+    ``candidate_cache`` > 0: recommend keeps that many histories' merged candidates.
 
     ``session`` defaults to an empty one (no events since the snapshot); ``events`` is synced
     before every read. Raises ValueError for an unknown ranker, and when the decision rules name
@@ -156,7 +164,7 @@ def build_pipelines(
     purchases = PurchaseLookup(users, bundle.sequences, session)
     decider = Decider(decision or DecisionConfig(), purchases)
     return Pipelines(
-        recommend=recommend_pipeline(bundle, name, live, decider),
+        recommend=recommend_pipeline(bundle, name, live, decider, candidate_cache),
         rank=rank_pipeline(bundle, name, live, decider),
         search=search_pipeline(bundle, decider),
         ranker=name,

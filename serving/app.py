@@ -110,6 +110,7 @@ def create_app(
         decision=load_decision_config(settings.decision_config),  # a bad file fails here
         push_features=settings.push_events_to_feast,
         features=settings.features,
+        candidate_cache=settings.candidate_cache,
     )
     if bundle is not None:
         state.swap(bundle, settings.ranker)

@@ -30,6 +30,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsys.breaker import STATE_VALUES
+from recsys.retrieval.cache import CacheStats
 from serving.metric_values import _AppCollector, _Family
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -84,6 +85,11 @@ class ServingMetrics:
             "recsys_decision_log_dropped", "Decision-log records dropped because the writer "
             "fell behind (DecisionLog.dropped)", (), "gauge",
         )  # fmt: skip
+        self.candidate_cache = _Family(
+            "recsys_candidate_cache", "The recommend pipeline's candidate cache in this worker "
+            "(recsys.retrieval.cache): hits and misses since the bundle was served, entries kept",
+            ("stat",), "gauge",
+        )  # fmt: skip
         self.registry = CollectorRegistry()
         # this process's CPU, memory, open files, and the collector's passes per generation
         ProcessCollector(registry=self.registry)
@@ -91,7 +97,7 @@ class ServingMetrics:
         self.families: list[_Family] = [
             self.requests, self.latency, self.stage_latency, self.source_latency,
             self.candidates, self.batch_size, self.fallbacks, self.events, self.bundle,
-            self.breaker, self.decisions_dropped,
+            self.breaker, self.decisions_dropped, self.candidate_cache,
         ]  # fmt: skip
         self._collector: Collector = _AppCollector(self.families)
         self.registry.register(self._collector)
@@ -153,6 +159,12 @@ class ServingMetrics:
         self.breaker.clear()
         for name, state in states.items():
             self.breaker.set((name,), float(STATE_VALUES[state]))
+
+    def cache(self, stats: CacheStats | None) -> None:
+        self.candidate_cache.clear()
+        if stats is not None:
+            for name in ("hits", "misses", "entries", "size"):
+                self.candidate_cache.set((name,), float(getattr(stats, name)))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -99,6 +99,14 @@ class ServingSettings(BaseSettings):
         "frame, and each gets the answer it would get alone. A lone request never waits for "
         "others; 1 runs every request alone; RECSYS_MAX_BATCH.",
     )
+    candidate_cache: int = Field(
+        default=4096,
+        ge=0,
+        description="Histories whose merged candidates a worker keeps (least recently used go "
+        "first; ~22 KB each at 500 candidates from four sources): a shopper who asks again with "
+        "the same history skips retrieval and gets the same candidates, ranked afresh. A new "
+        "event changes the history, a reload starts empty; 0 = off; RECSYS_CANDIDATE_CACHE.",
+    )
     llm_workers: int = Field(
         default=32,
         ge=1,

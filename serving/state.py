@@ -30,6 +30,8 @@ from recsys.decision import DecisionConfig, DecisionRequest
 from recsys.events import Event, EventLog, SessionState
 from recsys.pipeline import Pipeline
 from recsys.pipelines import build_pipelines
+from recsys.retrieval.cache import CacheStats
+from recsys.retrieval.retriever import RetrievalStage
 from recsys.retrieval.sources import CandidateSource
 from recsys.search.stage import QueryRetrievalStage
 from serving.errors import NoBundleError, NoEventLogError
@@ -56,6 +58,11 @@ class Served:
     # Models, ONNX sessions and the online-feature cache are not made for concurrent calls:
     # requests of one bundle take turns through them.
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def candidate_cache(self) -> CacheStats | None:
+        """The recommend pipeline's candidate cache figures; None where it keeps none."""
+        stage = next((s for s in self.recommend.stages if isinstance(s, RetrievalStage)), None)
+        return stage.cache.stats() if stage is not None and stage.cache is not None else None
 
     @property
     def version(self) -> str:
@@ -87,6 +94,7 @@ class Served:
         decision: DecisionConfig | None = None,
         push_features: bool = False,
         features: FeatureStoreConfig | None = None,
+        candidate_cache: int = 0,
     ) -> Served:
         """Everything one bundle serves; the session is ``events`` replayed (empty without).
 
@@ -100,7 +108,7 @@ class Served:
             if events is None
             else SessionState.replay(events, bundle)
         )
-        pipelines = build_pipelines(bundle, ranker, session, events, decision)
+        pipelines = build_pipelines(bundle, ranker, session, events, decision, candidate_cache)
         feed = None
         if push_features and bundle.ranking is not None and events is not None:
             feed = feature_feed(bundle, events, features).start()
@@ -182,8 +190,10 @@ class AppState:
         decision: DecisionConfig | None = None,
         push_features: bool = False,
         features: FeatureStoreConfig | None = None,
+        candidate_cache: int = 0,
     ) -> None:
         self._served: Served | None = None
+        self.candidate_cache = candidate_cache  # histories whose candidates recommend keeps
         self.push_features = push_features
         self.features = features  # every bundle's online store; None: RECSYS_FEATURES_* env
         self.decision = decision or DecisionConfig()
@@ -215,8 +225,9 @@ class AppState:
         and the previous one stays.
         """
         served = Served.build(
-            new_bundle, ranker, self.events, self.decision, self.push_features, self.features
-        )
+            new_bundle, ranker, self.events, self.decision, self.push_features, self.features,
+            self.candidate_cache,
+        )  # fmt: skip
         try:
             trial(served)
         except Exception:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from recsys.data.sequences import Sequences
+from recsys.retrieval.cache import CandidateCache
 from recsys.retrieval.merge import CandidateBatch, SourceLists, merge
 from recsys.retrieval.sources import CandidateSource
 
@@ -149,28 +150,49 @@ def histories_of(histories: Sequence[Sequence[int] | np.ndarray], n_items: int) 
 
 @dataclass
 class RetrievalStage:
-    """Reads the user's history (item indexes), writes the merged candidates."""
+    """Reads the user's history (item indexes), writes the merged candidates.
+
+    With a ``cache`` (:mod:`recsys.retrieval.cache`), a history seen before gets the candidates
+    kept for it, and no source runs (``source_timings`` is then empty)."""
 
     retriever: Retriever
     n_items: int
+    cache: CandidateCache | None = None
     name: str = "retrieval"
     reads: tuple[str, ...] = ("history",)
     writes: tuple[str, ...] = ("candidates", "source_timings")
 
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        cache = self.cache
+        if cache is None:
+            batch, timings = self.retriever.retrieve(history_of(state["history"], self.n_items))
+            return {"candidates": batch, "source_timings": timings}
+        key = cache.key(state["history"])
+        kept = cache.get(key)
+        if kept is not None:
+            return {"candidates": kept, "source_timings": {}}
         batch, timings = self.retriever.retrieve(history_of(state["history"], self.n_items))
-        return {"candidates": batch, "source_timings": timings}
+        return {"candidates": cache.put(key, batch), "source_timings": timings}
 
     def run_batch(self, states: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Every source once for all the requests' histories; each gets its row of the merged
-        candidates and its share of the sources' time."""
-        histories = histories_of([s["history"] for s in states], self.n_items)
+        """Every source once for all the requests' histories (those the cache lacks); each gets
+        its row of the merged candidates and its share of the sources' time."""
+        cache = self.cache
+        keys = [cache.key(s["history"]) for s in states] if cache is not None else []
+        kept = [cache.get(k) for k in keys] if cache is not None else [None] * len(states)
+        todo = [i for i, row in enumerate(kept) if row is None]
+        out: list[dict[str, Any]] = [{"candidates": row, "source_timings": {}} for row in kept]
+        if not todo:
+            return out
+        histories = histories_of([states[i]["history"] for i in todo], self.n_items)
         batch, timings = self.retriever.retrieve(histories)
-        share = {name: ms / len(states) for name, ms in timings.items()}
-        return [
-            {"candidates": batch.rows(i, i + 1), "source_timings": dict(share)}
-            for i in range(len(states))
-        ]
+        share = {name: ms / len(todo) for name, ms in timings.items()}
+        for row, i in enumerate(todo):
+            candidates = batch.rows(row, row + 1)
+            if cache is not None:
+                candidates = cache.put(keys[i], candidates)
+            out[i] = {"candidates": candidates, "source_timings": dict(share)}
+        return out
 
 
 @dataclass

@@ -118,7 +118,10 @@ class ArmRouter:
             if key in self._served:
                 return self._served[key]
         bundle = load_bundle(arm.bundle_path, self.state.features)
-        served = Served.build(bundle, arm.ranker, self.state.events, self.state.decision)
+        state = self.state
+        served = Served.build(
+            bundle, arm.ranker, state.events, state.decision, candidate_cache=state.candidate_cache
+        )
         with self._lock:
             self._served[key] = served
         return served

@@ -68,7 +68,9 @@ def test_a_bundle_that_fails_to_load_is_named_by_readyz(tmp_path: Path) -> None:
 
 
 def test_metrics_count_requests_stages_and_fallbacks(client: TestClient, bundle: Bundle) -> None:
-    client.post("/v1/recommend", json={"user_id": _first_user(bundle)})
+    # the load's trial request answered the first user and a cold one: the candidate cache has
+    # their histories, so the second user is retrieved (a miss) and the cold one is a hit
+    client.post("/v1/recommend", json={"user_id": str(bundle.user_ids[1])})
     client.post("/v1/recommend", json={"user_id": "never-seen"})
     client.post("/v1/recommend", json={"k": 1})
     client.get("/v1/items/nope/similar")
@@ -82,6 +84,9 @@ def test_metrics_count_requests_stages_and_fallbacks(client: TestClient, bundle:
         'recsys_fallbacks_total{endpoint="recommend",reason="cold_start"} 1.0',
         'recsys_candidates_count{endpoint="recommend"} 2.0',
         f'recsys_bundle_info{{version="{bundle.version}"}} 1.0',
+        'recsys_candidate_cache{stat="hits"} 1.0',
+        'recsys_candidate_cache{stat="misses"} 3.0',
+        'recsys_candidate_cache{stat="entries"} 3.0',
     ):
         assert line in text, line
     for stage in ("history", "retrieval", "ranking"):
