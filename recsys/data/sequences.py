@@ -10,6 +10,7 @@ excluded from the ranking, so it could never be hit).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -44,9 +45,13 @@ class Sequences:
     def n_users(self) -> int:
         return len(self.indptr) - 1
 
-    @property
+    @cached_property
     def lengths(self) -> np.ndarray:
-        return np.diff(self.indptr)
+        """(U,) int64 items per user; read-only, as it is computed once and shared (a request
+        reads it in every source)."""
+        lengths = np.diff(self.indptr)
+        lengths.flags.writeable = False
+        return lengths
 
     def user(self, u: int) -> np.ndarray:
         return self.items[self.indptr[u] : self.indptr[u + 1]]
