@@ -33,9 +33,10 @@ offered_rps, achieved_rps (2xx answers/s), sent, ok, errors (status or failure -
 p50/p95/p99/max_ms, client_cpu_s (this process's CPU seconds in the window), stages_ms,
 sources_ms and app_ms (mean milliseconds per request of each pipeline stage, candidate source
 and the whole request inside the app, from every worker's /metrics), mean_batch (requests per
-pipeline batch, ``RECSYS_MAX_BATCH``; see serving/batching.py), candidate_cache_hit_rate (the
-recommend pipeline's candidate cache, ``RECSYS_CANDIDATE_CACHE``: hits over lookups in the window;
-the sources run on misses only, so sources_ms is per miss) and, for a server started
+pipeline batch, ``RECSYS_MAX_BATCH``; see serving/batching.py), candidates_cache_hit_rate and
+ranked_cache_hit_rate (the recommend pipeline's caches, ``RECSYS_CANDIDATE_CACHE``: hits over
+lookups in the window; the sources run on misses only, so sources_ms is per miss) and, for a
+server started
 here, server_cpu_s, server_cpu_ms_per_request, host_cpu_percent and other_cpu_s (CPU that
 other jobs on the machine took meanwhile: the client and server share the cores with them).
 Prints one JSON document and writes benchmarks/results/NAME.json and NAME.png (``--name``,

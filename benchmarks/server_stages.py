@@ -23,7 +23,8 @@ STAGE_HISTOGRAMS = {
     "recsys_request_latency_seconds": "method",  # the whole request inside the app
     "recsys_batch_size": "",  # requests per pipeline batch (serving.batching), no label
 }
-CACHE_GAUGE = "recsys_candidate_cache"  # the recommend pipeline's candidate cache, per worker
+CACHE_GAUGE = "recsys_request_cache"  # the recommend pipeline's caches, per worker
+CACHES = ("candidates", "ranked")
 Totals = dict[tuple[str, str, str], tuple[float, float]]  # (histogram, endpoint, part) -> sums
 
 
@@ -33,9 +34,9 @@ def parse(text: str) -> Totals:
     for family in text_string_to_metric_families(text):
         if family.name == CACHE_GAUGE:  # hits and misses, as a (value, 0) pair per stat
             for sample in family.samples:
-                stat = sample.labels.get("stat", "")
+                cache, stat = sample.labels.get("cache", ""), sample.labels.get("stat", "")
                 if stat in ("hits", "misses"):
-                    out.setdefault((CACHE_GAUGE, "", stat), [0.0, 0.0])[0] += float(sample.value)
+                    out.setdefault((CACHE_GAUGE, cache, stat), [0.0, 0.0])[0] += sample.value
             continue
         part_label = STAGE_HISTOGRAMS.get(family.name)
         if part_label is None:
@@ -77,19 +78,19 @@ def breakdown(before: Totals, after: Totals, endpoint: Collection[str]) -> dict[
     """Mean milliseconds per request of each stage, source and the whole app for the endpoint
     (its labels: stages carry its name, requests its path) between two scrapes:
     {"stages_ms": {...}, "sources_ms": {...}, "app_ms": x, "mean_batch": n,
-    "candidate_cache_hit_rate": r}; ``mean_batch`` is over every batched list endpoint (the batch
-    metric has no endpoint label). Sources run only on the candidate cache's misses, so
-    ``sources_ms`` is per miss; the hit rate is the recommend pipeline's, None where the server
-    reports no cache."""
+    "candidates_cache_hit_rate": r, "ranked_cache_hit_rate": r}; ``mean_batch`` is over every
+    batched list endpoint (the batch metric has no endpoint label). Sources run only on the
+    candidate cache's misses, so ``sources_ms`` is per miss; the hit rates are the recommend
+    pipeline's, None where the server reports no such cache."""
     out: dict[str, Any] = {"stages_ms": {}, "sources_ms": {}}
-    hits, misses = (
-        after.get((CACHE_GAUGE, "", stat), (0.0, 0.0))[0]
-        - before.get((CACHE_GAUGE, "", stat), (0.0, 0.0))[0]
-        for stat in ("hits", "misses")
-    )
-    out["candidate_cache_hit_rate"] = (
-        round(hits / (hits + misses), 3) if hits + misses > 0 else None
-    )
+    for cache in CACHES:
+        hits, misses = (
+            after.get((CACHE_GAUGE, cache, stat), (0.0, 0.0))[0]
+            - before.get((CACHE_GAUGE, cache, stat), (0.0, 0.0))[0]
+            for stat in ("hits", "misses")
+        )
+        rate = round(hits / (hits + misses), 3) if hits + misses > 0 else None
+        out[f"{cache}_cache_hit_rate"] = rate
     for key, (s1, c1) in after.items():
         if key[0] == CACHE_GAUGE:
             continue

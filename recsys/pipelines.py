@@ -21,7 +21,7 @@ from recsys import native
 from recsys.decision import DecisionConfig, DecisionStage
 from recsys.decision.stage import PurchaseLookup
 from recsys.pipeline import Pipeline
-from recsys.ranking.ranker import RankingStage
+from recsys.ranking.ranker import RankedCache, RankingStage
 from recsys.retrieval.cache import CandidateCache
 from recsys.retrieval.given import GivenCandidatesStage
 from recsys.retrieval.retriever import HistoryStage, RetrievalStage
@@ -52,13 +52,13 @@ def ranker_name(bundle: Bundle, ranker: str | None) -> str | None:
     return name
 
 
-def _ranking(bundle: Bundle, ranker: str | None) -> list[Any]:
+def _ranking(bundle: Bundle, ranker: str | None, cache: RankedCache | None = None) -> list[Any]:
     if ranker is None or bundle.ranking is None:
         return []
     model = bundle.ranking.rankers[ranker]
     # the chosen blend goes with the chosen ranker; any other ranker ranks alone
     blend = bundle.ranking.blend if ranker == bundle.ranking.serve else 0.0
-    return [RankingStage(model, bundle.ranking.features, len(bundle.item_ids), blend)]
+    return [RankingStage(model, bundle.ranking.features, len(bundle.item_ids), blend, cache)]
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,16 @@ def recommend_pipeline(
 
     ``ranker`` is used as given (None = no ranking stage): resolve it with :func:`ranker_name`.
     ``candidate_cache`` > 0 keeps that many histories' merged candidates
-    (:mod:`recsys.retrieval.cache`).
+    (:mod:`recsys.retrieval.cache`), and as many rankings of them
+    (:class:`recsys.ranking.ranker.RankedCache`).
     """
-    cache = CandidateCache(candidate_cache) if candidate_cache > 0 else None
+    size = candidate_cache
     stages: list[Any] = [
         history or HistoryStage(bundle.user_index(), bundle.sequences),
-        RetrievalStage(bundle.retriever, len(bundle.item_ids), cache),
-        *_ranking(bundle, ranker),
+        RetrievalStage(
+            bundle.retriever, len(bundle.item_ids), CandidateCache(size) if size else None
+        ),
+        *_ranking(bundle, ranker, RankedCache(size) if size else None),
     ]
     return _decided(bundle, stages, ["user_id"], ranker, decider)
 

@@ -85,10 +85,10 @@ class ServingMetrics:
             "recsys_decision_log_dropped", "Decision-log records dropped because the writer "
             "fell behind (DecisionLog.dropped)", (), "gauge",
         )  # fmt: skip
-        self.candidate_cache = _Family(
-            "recsys_candidate_cache", "The recommend pipeline's candidate cache in this worker "
-            "(recsys.retrieval.cache): hits and misses since the bundle was served, entries kept",
-            ("stat",), "gauge",
+        self.request_cache = _Family(
+            "recsys_request_cache", "The recommend pipeline's caches in this worker: merged "
+            "candidates by history, rankings by history, candidates and features (hits and "
+            "misses since the bundle was served, entries kept, size)", ("cache", "stat"), "gauge",
         )  # fmt: skip
         self.registry = CollectorRegistry()
         # this process's CPU, memory, open files, and the collector's passes per generation
@@ -97,7 +97,7 @@ class ServingMetrics:
         self.families: list[_Family] = [
             self.requests, self.latency, self.stage_latency, self.source_latency,
             self.candidates, self.batch_size, self.fallbacks, self.events, self.bundle,
-            self.breaker, self.decisions_dropped, self.candidate_cache,
+            self.breaker, self.decisions_dropped, self.request_cache,
         ]  # fmt: skip
         self._collector: Collector = _AppCollector(self.families)
         self.registry.register(self._collector)
@@ -160,11 +160,11 @@ class ServingMetrics:
         for name, state in states.items():
             self.breaker.set((name,), float(STATE_VALUES[state]))
 
-    def cache(self, stats: CacheStats | None) -> None:
-        self.candidate_cache.clear()
-        if stats is not None:
+    def caches(self, caches: Mapping[str, CacheStats]) -> None:
+        self.request_cache.clear()
+        for cache, stats in caches.items():
             for name in ("hits", "misses", "entries", "size"):
-                self.candidate_cache.set((name,), float(getattr(stats, name)))
+                self.request_cache.set((cache, name), float(getattr(stats, name)))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

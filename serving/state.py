@@ -30,6 +30,7 @@ from recsys.decision import DecisionConfig, DecisionRequest
 from recsys.events import Event, EventLog, SessionState
 from recsys.pipeline import Pipeline
 from recsys.pipelines import build_pipelines
+from recsys.ranking.ranker import RankingStage
 from recsys.retrieval.cache import CacheStats
 from recsys.retrieval.retriever import RetrievalStage
 from recsys.retrieval.sources import CandidateSource
@@ -59,10 +60,15 @@ class Served:
     # requests of one bundle take turns through them.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def candidate_cache(self) -> CacheStats | None:
-        """The recommend pipeline's candidate cache figures; None where it keeps none."""
-        stage = next((s for s in self.recommend.stages if isinstance(s, RetrievalStage)), None)
-        return stage.cache.stats() if stage is not None and stage.cache is not None else None
+    def caches(self) -> dict[str, CacheStats]:
+        """The recommend pipeline's caches' figures by name (candidates, ranked); empty where
+        it keeps none."""
+        named = {RetrievalStage: "candidates", RankingStage: "ranked"}
+        return {
+            named[type(stage)]: stage.cache.stats()
+            for stage in self.recommend.stages
+            if isinstance(stage, (RetrievalStage, RankingStage)) and stage.cache is not None
+        }
 
     @property
     def version(self) -> str:

@@ -21,6 +21,7 @@ from recsys.data.sequences import Sequences
 from recsys.native import topk as native_topk
 from recsys.ranking.features import FeatureSource, FrameSpec, build_frame
 from recsys.ranking.frame import RankingFrame
+from recsys.retrieval.cache import KeptRows, frozen
 from recsys.retrieval.merge import CandidateBatch
 from recsys.retrieval.retriever import histories_of, history_of
 
@@ -105,36 +106,99 @@ def blend_scores(batch: CandidateBatch, row_scores: np.ndarray, weight: float) -
     return grid[filled].astype(np.float32)
 
 
+class RankedCache(KeptRows[Ranked]):
+    """One request's ranked candidates by everything the ranking reads: the history, the
+    candidates' ids, the user's stored feature row and the item features' materialization
+    version (so a pushed user row or a new materialization misses). The candidates' other
+    columns must follow from the history and their ids, as the retrieval stage's do."""
+
+    @staticmethod
+    def key(history: np.ndarray, ids: np.ndarray, user_row: np.ndarray, version: str) -> bytes:
+        parts = (np.asarray(history, np.int32), np.asarray(ids, np.int64), user_row)
+        sizes = np.array([p.nbytes for p in parts], np.int64)  # lengths first: unambiguous
+        return b"".join([sizes.tobytes(), *(p.tobytes() for p in parts), version.encode()])
+
+    def freeze(self, value: Ranked) -> Ranked:
+        if len(value.ids) != 1:
+            raise ValueError(f"a cache entry is one request's ranking, got {len(value.ids)}")
+        return Ranked(frozen(value.ids), frozen(value.scores), frozen(value.order))
+
+
+@dataclass(frozen=True)
+class _UsersRead:
+    """``features`` with some users' rows already read, so a cache miss reads them once."""
+
+    features: FeatureSource
+    rows: Mapping[str, np.ndarray]
+
+    def items_at(self, idx: np.ndarray) -> np.ndarray:
+        return self.features.items_at(idx)
+
+    def users(self, user_ids: Sequence[str]) -> np.ndarray:
+        if all(u in self.rows for u in user_ids):
+            return np.stack([self.rows[u] for u in user_ids])
+        return self.features.users(user_ids)
+
+
 @dataclass
 class RankingStage:
-    """Reads the merged candidates and the history, writes them reordered by the ranker."""
+    """Reads the merged candidates and the history, writes them reordered by the ranker.
+
+    With a ``cache`` (:class:`RankedCache`, the recommend pipeline's), a request whose history,
+    candidates, user features and feature version were all ranked before gets that ranking."""
 
     ranker: Ranker
     features: FeatureSource
     n_items: int
     blend: float = 0.0  # weight of the merged order blended in (the bundle's chosen order)
+    cache: RankedCache | None = None
     name: str = "ranking"
     reads: tuple[str, ...] = ("user_id", "history", "candidates")
     writes: tuple[str, ...] = ("ranked",)
 
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        if self.cache is not None:
+            return self.run_batch([state])[0]
         history = history_of(state["history"], self.n_items)
         ranked = self.ranker.rank(
-            state["candidates"], history, [str(state["user_id"])], self.features,
-            blend=self.blend,
-        )  # fmt: skip
+            state["candidates"], history, [str(state["user_id"])], self.features, blend=self.blend
+        )
         return {"ranked": ranked}
 
     def run_batch(self, states: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One frame, one store read of the users' features and one ranker call for all the
-        requests; each gets its own row of the order. Candidate lists of different widths
-        (the rank endpoint's given lists) are ranked request by request."""
+        requests (those the cache lacks); each gets its own row of the order. Candidate lists
+        of different widths (the rank endpoint's given lists) are ranked request by request."""
+        users = [str(s["user_id"]) for s in states]
+        out: list[Ranked | None] = [None] * len(states)
+        keys: list[bytes] = []
+        features = self.features
+        if self.cache is not None:
+            rows = self.features.users(users)  # (B, F_user): the store is read once here
+            version = str(getattr(self.features, "version", ""))
+            keys = [
+                self.cache.key(s["history"], s["candidates"].ids, row, version)
+                for s, row in zip(states, rows, strict=True)
+            ]
+            out = [self.cache.get(k) for k in keys]
+            features = _UsersRead(self.features, dict(zip(users, rows, strict=True)))
+        todo = [i for i, kept in enumerate(out) if kept is None]
+        fresh = self._rank([states[i] for i in todo], features) if todo else []
+        for i, ranked in zip(todo, fresh, strict=True):
+            out[i] = ranked if self.cache is None else self.cache.put(keys[i], ranked)
+        return [{"ranked": ranked} for ranked in out]
+
+    def _rank(self, states: Sequence[Mapping[str, Any]], features: FeatureSource) -> list[Ranked]:
+        users = [str(s["user_id"]) for s in states]
+        if len(states) == 1:
+            history = history_of(states[0]["history"], self.n_items)
+            return [self.ranker.rank(states[0]["candidates"], history, users, features,
+                                     blend=self.blend)]  # fmt: skip
         try:
             candidates = CandidateBatch.stack([s["candidates"] for s in states])
         except ValueError:
-            return [self.run(s) for s in states]
+            return [self._rank([s], features)[0] for s in states]
         histories = histories_of([s["history"] for s in states], self.n_items)
-        users = [str(s["user_id"]) for s in states]
-        ranked = self.ranker.rank(candidates, histories, users, self.features, blend=self.blend)
+        ranked = self.ranker.rank(candidates, histories, users, features, blend=self.blend)
         rows = [slice(i, i + 1) for i in range(len(states))]
-        return [{"ranked": Ranked(ranked.ids[r], ranked.scores[r], ranked.order[r])} for r in rows]
+        return [Ranked(ranked.ids[r], ranked.scores[r], ranked.order[r]) for r in rows]

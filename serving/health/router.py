@@ -44,5 +44,5 @@ def metrics(m: MetricsDep, state: StateDep, log: DecisionLogDep, request: Reques
     m.breakers({**service.breakers(state.current), **_llm_breakers(request)})
     if log is not None:
         m.decision_log(log.dropped)
-    m.cache(state.current.candidate_cache() if state.current is not None else None)
+    m.caches(state.current.caches() if state.current is not None else {})
     return Response(m.render(), media_type=m.content_type)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from recsys.artifacts import Bundle, TrainConfig, load_bundle, train_bundle
 from recsys.data.synth import generate
 from recsys.decision import DecisionRequest
 from recsys.pipelines import build_pipelines
+from recsys.ranking.features import FeatureSource
+from recsys.ranking.ranker import RankedCache, RankingStage
 from recsys.ranking.train import RankerTrainConfig
 from recsys.retrieval.cache import CandidateCache
 from recsys.retrieval.merge import CandidateBatch
@@ -114,3 +118,52 @@ def test_a_served_pipeline_answers_the_same_from_its_cache(bundle: Bundle) -> No
         assert got["decision"].ids.tolist() == want["decision"].ids.tolist()
     stage = next(s for s in cached.stages if isinstance(s, RetrievalStage))
     assert stage.cache is not None and stage.cache.hits == 7
+    ranking = next(s for s in cached.stages if isinstance(s, RankingStage))
+    assert ranking.cache is not None and ranking.cache.hits == 7
+
+
+class _Shifted:
+    """The bundle's features with every user row shifted and a settable version: what a pushed
+    row or a new materialization looks like to the ranking stage."""
+
+    def __init__(self, inner: FeatureSource) -> None:
+        self.inner, self.shift, self.version = inner, 0.0, "v1"
+
+    def items_at(self, idx: np.ndarray) -> np.ndarray:
+        return self.inner.items_at(idx)
+
+    def users(self, user_ids: Sequence[str]) -> np.ndarray:
+        return self.inner.users(user_ids) + np.float32(self.shift)
+
+
+def test_rankings_are_kept_by_user_features_and_version(bundle: Bundle) -> None:
+    assert bundle.ranking is not None
+    pipeline = build_pipelines(bundle).recommend
+    plain = next(s for s in pipeline.stages if isinstance(s, RankingStage))
+    features = _Shifted(plain.features)
+    fresh = RankingStage(plain.ranker, features, plain.n_items, plain.blend)
+    cached = RankingStage(plain.ranker, features, plain.n_items, plain.blend, RankedCache(32))
+    retrieval = RetrievalStage(bundle.retriever, len(bundle.item_ids))
+    states = []
+    for u in range(6):
+        history = bundle.sequences.user(u)
+        state = {"user_id": str(bundle.user_ids[u]), "history": history}
+        states.append({**state, **retrieval.run(state)})
+
+    def check(got: list[dict[str, Any]]) -> None:
+        for state, out in zip(states, got, strict=True):
+            want = fresh.run(state)["ranked"]
+            for name in ("ids", "scores", "order"):
+                assert getattr(out["ranked"], name).tobytes() == getattr(want, name).tobytes()
+
+    check([cached.run(s) for s in states])
+    check(cached.run_batch(states))  # every one a hit
+    assert cached.cache is not None and cached.cache.stats().hits == 6
+    features.shift = 0.5  # pushed rows: every user's key changes
+    check(cached.run_batch(states[:3]) + [cached.run(s) for s in states[3:]])
+    assert cached.cache.stats().misses == 12
+    features.version = "v2"  # a new materialization
+    check([cached.run(s) for s in states])
+    assert cached.cache.stats().misses == 18
+    with pytest.raises(ValueError, match="read-only"):
+        cached.run(states[0])["ranked"].scores[0, 0] = 0.0

@@ -84,9 +84,11 @@ def test_metrics_count_requests_stages_and_fallbacks(client: TestClient, bundle:
         'recsys_fallbacks_total{endpoint="recommend",reason="cold_start"} 1.0',
         'recsys_candidates_count{endpoint="recommend"} 2.0',
         f'recsys_bundle_info{{version="{bundle.version}"}} 1.0',
-        'recsys_candidate_cache{stat="hits"} 1.0',
-        'recsys_candidate_cache{stat="misses"} 3.0',
-        'recsys_candidate_cache{stat="entries"} 3.0',
+        'recsys_request_cache{cache="candidates",stat="hits"} 1.0',
+        'recsys_request_cache{cache="candidates",stat="misses"} 3.0',
+        'recsys_request_cache{cache="candidates",stat="entries"} 3.0',
+        'recsys_request_cache{cache="ranked",stat="hits"} 1.0',  # cold users rank alike
+        'recsys_request_cache{cache="ranked",stat="misses"} 3.0',
     ):
         assert line in text, line
     for stage in ("history", "retrieval", "ranking"):
