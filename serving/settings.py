@@ -103,7 +103,7 @@ class ServingSettings(BaseSettings):
         default=4096,
         ge=0,
         description="Histories whose merged candidates a worker keeps, and as many rankings "
-        "(least recently used go first; ~22 KB and ~10 KB each at 500 candidates from four "
+        "(least recently used go first; ~22 KB and ~14 KB each at 500 candidates from four "
         "sources): a shopper who asks again with the same history skips retrieval, and with the "
         "same stored features too, the ranking; the decision runs afresh. A new event changes "
         "the history, a pushed feature row or a materialization the ranking's key, a reload "
