@@ -151,7 +151,8 @@ def build_pipelines(
 ) -> Pipelines:
     """recommend, rank and search over ``bundle``, reading history live from ``session``.
 
-    ``candidate_cache`` > 0: recommend keeps that many histories' merged candidates.
+    ``candidate_cache`` > 0: recommend keeps that many histories' merged candidates, and as many
+    rankings (:func:`recommend_pipeline`).
 
     ``session`` defaults to an empty one (no events since the snapshot); ``events`` is synced
     before every read. Raises ValueError for an unknown ranker, and when the decision rules name

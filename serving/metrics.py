@@ -86,9 +86,10 @@ class ServingMetrics:
             "fell behind (DecisionLog.dropped)", (), "gauge",
         )  # fmt: skip
         self.request_cache = _Family(
-            "recsys_request_cache", "The recommend pipeline's caches in this worker: merged "
-            "candidates by history, rankings by history, candidates and features (hits and "
-            "misses since the bundle was served, entries kept, size)", ("cache", "stat"), "gauge",
+            "recsys_request_cache", "The recommend pipeline's caches in this worker (candidates: "
+            "merged candidates by history; ranked: rankings by history, candidates, user features "
+            "and materialization): hits and misses since the bundle was served, entries, size",
+            ("cache", "stat"), "gauge",
         )  # fmt: skip
         self.registry = CollectorRegistry()
         # this process's CPU, memory, open files, and the collector's passes per generation

@@ -63,12 +63,13 @@ class Served:
     def caches(self) -> dict[str, CacheStats]:
         """The recommend pipeline's caches' figures by name (candidates, ranked); empty where
         it keeps none."""
-        named = {RetrievalStage: "candidates", RankingStage: "ranked"}
-        return {
-            named[type(stage)]: stage.cache.stats()
-            for stage in self.recommend.stages
-            if isinstance(stage, (RetrievalStage, RankingStage)) and stage.cache is not None
-        }
+        out: dict[str, CacheStats] = {}
+        for stage in self.recommend.stages:
+            if isinstance(stage, RetrievalStage) and stage.cache is not None:
+                out["candidates"] = stage.cache.stats()
+            elif isinstance(stage, RankingStage) and stage.cache is not None:
+                out["ranked"] = stage.cache.stats()
+        return out
 
     @property
     def version(self) -> str:
