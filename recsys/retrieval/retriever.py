@@ -163,16 +163,10 @@ class RetrievalStage:
     writes: tuple[str, ...] = ("candidates", "source_timings")
 
     def run(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        cache = self.cache
-        if cache is None:
-            batch, timings = self.retriever.retrieve(history_of(state["history"], self.n_items))
-            return {"candidates": batch, "source_timings": timings}
-        key = cache.key(state["history"])
-        kept = cache.get(key)
-        if kept is not None:
-            return {"candidates": kept, "source_timings": {}}
+        if self.cache is not None:
+            return self.run_batch([state])[0]
         batch, timings = self.retriever.retrieve(history_of(state["history"], self.n_items))
-        return {"candidates": cache.put(key, batch), "source_timings": timings}
+        return {"candidates": batch, "source_timings": timings}
 
     def run_batch(self, states: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Every source once for all the requests' histories (those the cache lacks); each gets

@@ -98,10 +98,6 @@ def test_metrics_count_requests_stages_and_fallbacks(client: TestClient, bundle:
     assert 'recsys_request_latency_seconds_bucket{endpoint="/v1/recommend"' in text
 
 
-def _first_user(bundle: Bundle) -> str:
-    return str(bundle.user_ids[0])
-
-
 def test_every_error_has_the_one_shape(client: TestClient, settings: ServingSettings) -> None:
     assert assert_error(client.get("/v1/nothing-here"), 404)["type"] == "not_found"
     assert assert_error(client.get("/v1/recommend"), 405)["type"] == "method_not_allowed"
