@@ -357,7 +357,10 @@ class Server:
         raise SystemExit(f"the server was not ready within {timeout:.0f} s:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes (not multiprocessing's resource tracker)."""
+        """The uvicorn worker processes (not multiprocessing's resource tracker); with one
+        worker, uvicorn serves from its own process and starts none."""
+        if self.workers == 1:
+            return [self.process.pid]
         pids = []
         for proc in self.process.children(recursive=True):
             try:
@@ -395,6 +398,8 @@ class Server:
         new connection is up to the kernel and often lopsided (57/7 was seen), and a
         connection stays with its worker, so surplus ones are closed and reopened."""
         workers = self.worker_pids()
+        if not workers:
+            raise SystemExit(f"no worker process of the server on port {self.port} was found")
         quota = {pid: n // len(workers) + (i < n % len(workers)) for i, pid in enumerate(workers)}
         kept: dict[int, list[Connection]] = {pid: [] for pid in workers}
         spare: list[Connection] = []
