@@ -20,7 +20,7 @@ writes benchmarks/results/pipeline_cpu.json.
 (10 ms: 100 requests/s a worker, the load benchmark's 200 on two workers); CPU counts the runs
 only. Back to back, a request finds the caches, TLB and branch predictors warm from the one
 before; after an idle gap it does not, and on these virtual machines it then costs about twice
-the CPU (1.65-2.2 ms against 3.5-3.9 on the 100k x 20k bundle). Busy-waiting before the run did
+the CPU (1.65-2.8 ms against 3.5-3.9 on the 100k x 20k bundle). Busy-waiting before the run did
 not help, so it is not the clock ramping up: the cold run is what a served request at 200
 requests/s pays, and what a change to the request path has to cut.
 """
