@@ -36,9 +36,9 @@ and the whole request inside the app, from every worker's /metrics), mean_batch 
 pipeline batch, ``RECSYS_MAX_BATCH``; see serving/batching.py), candidates_cache_hit_rate and
 ranked_cache_hit_rate (the recommend pipeline's caches, ``RECSYS_CANDIDATE_CACHE``: hits over
 lookups in the window; the sources run on misses only, so sources_ms is per miss) and, for a
-server started
-here, server_cpu_s, server_cpu_ms_per_request, host_cpu_percent and other_cpu_s (CPU that
-other jobs on the machine took meanwhile: the client and server share the cores with them).
+server started here, server_cpu_s, server_cpu_ms_per_request, host_cpu_percent and other_cpu_s
+(CPU that other jobs on the machine took meanwhile: the client and server share the cores with
+them).
 Prints one JSON document and writes benchmarks/results/NAME.json and NAME.png (``--name``,
 default "load"): p50/p99 and achieved rate versus offered rate, one line per endpoint.
 

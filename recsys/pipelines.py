@@ -86,13 +86,12 @@ def recommend_pipeline(
     (:mod:`recsys.retrieval.cache`), and as many rankings of them
     (:class:`recsys.ranking.ranker.RankedCache`).
     """
-    size = candidate_cache
+    candidates = CandidateCache(candidate_cache) if candidate_cache else None
+    ranked = RankedCache(candidate_cache) if candidate_cache else None
     stages: list[Any] = [
         history or HistoryStage(bundle.user_index(), bundle.sequences),
-        RetrievalStage(
-            bundle.retriever, len(bundle.item_ids), CandidateCache(size) if size else None
-        ),
-        *_ranking(bundle, ranker, RankedCache(size) if size else None),
+        RetrievalStage(bundle.retriever, len(bundle.item_ids), candidates),
+        *_ranking(bundle, ranker, ranked),
     ]
     return _decided(bundle, stages, ["user_id"], ranker, decider)
 

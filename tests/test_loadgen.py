@@ -23,8 +23,8 @@ def test_balanced_connections_are_held_by_the_workers(tmp_path: Path, workers: i
             conns = await server.open_balanced(4)
             try:
                 assert len(conns) == 4
-                status, _ = await fetch("127.0.0.1", server.port, encode_get(
-                    "127.0.0.1", server.port, "/metrics"))  # fmt: skip
+                probe = encode_get("127.0.0.1", server.port, "/metrics")
+                status, _ = await fetch("127.0.0.1", server.port, probe)
                 assert status == 200
                 return server.connections_per_worker(conns), server.worker_pids()
             finally:
