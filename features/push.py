@@ -56,6 +56,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from features import pushed
 from features.definitions import USER_VIEWS, source_path
 from features.online import OnlineFeatures
 from features.store import FeatureRepo
@@ -156,6 +157,7 @@ class EventPusher:
             rows = np.stack([self._row(self._users[u], online) for u in users])
             frame = _frame(users, stamps, rows)
             self.repo.store.write_to_online_store(USER_VIEW, frame)
+            pushed.record(self.repo.marker_path.with_name(pushed.JOURNAL), users, stamps)
             for user, stamp in zip(users, stamps, strict=True):
                 self._users[user].stamp = stamp
             return frame

@@ -49,7 +49,7 @@ class FeatureStoreSettings(BaseSettings):
     ``redis_url`` is Feast's ``connection_string`` form (``host:port[,password=...,ssl=true]``).
     ``check_interval_s`` is how often the cache looks at the materialization marker (0: on
     every call, one ``stat``, calls within a millisecond sharing one); ``user_cache_size``
-    bounds the per-user cache.
+    bounds the users kept in process (the materialized rows are loaded when they fit).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
@@ -66,7 +66,12 @@ class FeatureStoreSettings(BaseSettings):
         description="Seconds between looks at the marker (0: every call; calls within 1 ms of "
         "a look share it).",
     )
-    user_cache_size: int = Field(default=100_000, ge=0, description="Users kept in the cache.")
+    user_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="Users kept in process: the materialized rows when there are no more "
+        "than this, and as many read from the store (0: every read goes to the store).",
+    )
     # A dead store must cost a request milliseconds, not redis-py's default of no timeout at all;
     # the breaker then stops asking it until breaker_reset_s has passed.
     redis_timeout_s: float = Field(
@@ -234,6 +239,7 @@ class FeatureRepo:
             item_keys_path=self.root / source_path(next(iter(ITEM_VIEWS))),
             check_interval_s=self.config.check_interval_s,
             user_cache_size=self.config.user_cache_size,
+            user_source_path=self.root / source_path(next(iter(USER_VIEWS))),
         )
 
 

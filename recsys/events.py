@@ -6,9 +6,11 @@
   not applied twice), and the same id with a different body is an :class:`EventConflictError`.
 - :class:`SessionState` holds, per user, the items touched since the bundle's training snapshot,
   as item indexes of that bundle. It is rebuilt from the whole log on start
-  (:meth:`SessionState.replay`) and catches up with the log (:meth:`SessionState.sync`, one
-  indexed SQLite read) on every new event and before every history read, so several processes
-  on one log (uvicorn workers) all see an event on the next request.
+  (:meth:`SessionState.replay`) and catches up with the log (:meth:`SessionState.sync`) on
+  every new event and before every history read, so several processes on one log (uvicorn
+  workers) all see an event on the next request. A sync reads the log (one indexed SQLite read)
+  only when the log's change stamp (:mod:`recsys.stamp`, set by every append) moved since its
+  last read, or ``RESYNC_S`` has passed: most requests find nothing new and make no query.
 - :class:`LiveHistoryStage` is :class:`recsys.retrieval.retriever.HistoryStage` plus the session:
   the bundle history, then the session's items that are not in it yet. This is the distinct-item
   form of :func:`recsys.data.sequences.encode` (one step per item, ordered by first interaction,
@@ -34,10 +36,14 @@ import numpy as np
 
 from recsys.data.contract import EVENTS
 from recsys.data.sequences import Sequences
+from recsys.stamp import ChangeStamp
 
 MAX_EVENT_ID = 128
 DEFAULT_EVENTS_PATH = Path("var/serving/events.sqlite")  # RECSYS_EVENTS_PATH's default
 MAX_TS = 253_402_300_799  # 9999-12-31T23:59:59Z: far below SQLite's int64, and a real date
+# a sync reads the log at least this often even when the change stamp says nothing is new:
+# for a writer that died between its commit and the stamp, or one that does not set it
+RESYNC_S = 1.0
 
 
 class EventError(ValueError):
@@ -147,6 +153,8 @@ class EventLog:
             raise EventStoreError(
                 f"the event log {self.path} cannot be opened for writing ({exc})"
             ) from exc
+        # every process on this log sets it to the rowid it has just committed
+        self.stamp = ChangeStamp(self.path.with_name(self.path.name + "-stamp"))
 
     def append(self, event: Event, received_at: float | None = None) -> bool:
         """Record ``event``; True once committed, False for a duplicate of a recorded one.
@@ -166,6 +174,7 @@ class EventLog:
                 raise self._fault(exc) from exc
             self.fault = None
             if cursor.rowcount == 1:
+                self.stamp.set(int(cursor.lastrowid or 0))  # committed: readers may look
                 return True
             stored = self._get(event.event_id)
         if stored is None:  # pragma: no cover - rows are never deleted
@@ -243,6 +252,7 @@ class EventLog:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self.stamp.close()
 
 
 class _HasItems(Protocol):
@@ -256,6 +266,8 @@ class SessionState:
     item_index: dict[str, int]  # item id -> index in the bundle
     skipped: int = 0  # replayed events whose item the catalog no longer has
     position: int = 0  # the last log position applied by sync()
+    _seen: int | None = field(default=None, repr=False)  # the log's stamp at the last read
+    _synced_at: float = field(default=float("-inf"), repr=False)
     _first: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _purchased: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -280,6 +292,10 @@ class SessionState:
         whose item this catalog lacks are counted in ``skipped``: they were valid when logged.
         Applying in log order gives the same state as applying each event as it arrived.
         """
+        seen = log.stamp.read()  # before the read: a change made during it shows next time
+        now = time.monotonic()
+        if seen is not None and seen == self._seen and now - self._synced_at < RESYNC_S:
+            return 0
         with self._lock:
             rows = log.since(self.position)
             for position, event in rows:
@@ -289,6 +305,7 @@ class SessionState:
                     self.skipped += 1
                 else:
                     self._apply(index, event)
+            self._seen, self._synced_at = seen, now
         return len(rows)
 
     def item(self, item_id: str) -> int:

@@ -168,3 +168,88 @@ def test_push_matches_tables_rebuilt_with_the_events(tmp_path: Path) -> None:
     want = expected.loc[touched, updated]
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-6, check_names=False)
     np.testing.assert_array_equal(written.loc[touched, updated].to_numpy(np.float64), got)
+
+
+def test_a_reader_serves_materialized_rows_until_a_push_in_any_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import features.online as online_module
+
+    repo, _ = _materialized(_tiny_shop(), tmp_path / "features")
+    reads: list[list[str]] = []
+    real_read = online_module.read_online
+
+    def counted(store, view, key, ids, feats):  # type: ignore[no-untyped-def]
+        if key == "user_id":  # (a new version reads every item row too)
+            reads.append(list(ids))
+        return real_read(store, view, key, ids, feats)
+
+    monkeypatch.setattr(online_module, "read_online", counted)
+    online = repo.online()
+    before = _feast_rows(repo, ["u1", "u2"])
+    expected = np.array([[np.nan if r[f] is None else r[f] for f in USER_FEATURES]
+                         for r in before], dtype=np.float32)  # fmt: skip
+    reads.clear()
+    np.testing.assert_array_equal(online.users(["u1", "u2"]), expected)
+    assert reads == []  # the materialized rows, loaded with the version: no store read
+    online.users(["nobody"])
+    assert reads == [["nobody"]]  # a user the materialization lacks is read from the store
+
+    # another process pushes u1's events: this reader reads u1's new row from the store
+    script = (
+        "import sys; from pathlib import Path; "
+        "from tests.features.test_push import _event, _materialized_pusher; "
+        "_materialized_pusher(Path(sys.argv[1])).push([_event(1, 'u1', 'd', 'purchase')])"
+    )
+    subprocess.run([sys.executable, "-c", script, str(repo.root)], check=True, cwd=Path.cwd())
+    (after,) = _feast_rows(repo, ["u1"])
+    assert after["n_items"] == 4.0
+    reads.clear()
+    users = online.users(["u1", "u2"])
+    assert reads == [["u1"]]
+    assert users[0, 0] == 4.0 and users[1, 0] == expected[1, 0]
+    # a reader started after the push reads the journal when it loads the version
+    fresh = repo.online()
+    assert fresh.users(["u1"])[0, 0] == 4.0
+
+    # the next materialization is newer than the push: its rows serve u1 again
+    repo.materialize(build_feature_tables(_tiny_shop(), encode(_tiny_shop()),
+                                          leave_one_out(encode(_tiny_shop())).train))  # fmt: skip
+    reads.clear()
+    np.testing.assert_array_equal(online.users(["u1", "u2"]), expected)
+    assert reads == []
+
+
+def test_no_materialized_rows_without_room_for_them_or_with_a_rewritten_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.online as online_module
+    from features.definitions import source_path
+
+    repo, _ = _materialized(_tiny_shop(), tmp_path / "features")
+    reads: list[list[str]] = []
+    real_read = online_module.read_online
+    monkeypatch.setattr(online_module, "read_online",
+                        lambda *a: reads.append(list(a[3])) or real_read(*a))  # fmt: skip
+    small = FeatureRepo(repo.root, FeatureStoreConfig(user_cache_size=1)).online()
+    reads.clear()
+    small.users(["u1"])
+    assert reads == [["u1"]]  # two users do not fit in a cache of one: read on use
+    source = repo.root / source_path("user_activity")
+    frame = pd.read_parquet(source)
+    frame["event_timestamp"] = frame["event_timestamp"] + pd.Timedelta(seconds=5)
+    frame.to_parquet(source, index=False)  # as a materialization in progress leaves it
+    rewritten = repo.online()
+    reads.clear()
+    rewritten.users(["u2"])
+    assert reads == [["u2"]]
+
+
+def _materialized_pusher(root: Path) -> EventPusher:
+    """The pusher of a repository :func:`_materialized` built (for a second process)."""
+    enc = encode(_tiny_shop())
+    train = leave_one_out(enc).train
+    return EventPusher(FeatureRepo(root), snapshot_history(enc.user_ids, enc.item_ids, train))

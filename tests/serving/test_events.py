@@ -224,3 +224,79 @@ def test_session_state_keeps_first_interactions_in_time_order(tmp_path: Path) ->
     reopened = EventLog(tmp_path / "log.sqlite")  # committed before append returned
     assert len(reopened) == 5 and reopened.get("4") == events[3]
     reopened.close()
+
+
+class _Shop:
+    item_ids = np.array(["a", "b", "c"], dtype=object)
+
+
+def test_a_sync_reads_the_log_only_when_its_stamp_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recsys.events as events_module
+
+    path = tmp_path / "log.sqlite"
+    writer, reader = EventLog(path), EventLog(path)  # two processes' connections to one log
+    live = SessionState.for_bundle(_Shop())
+    reads: list[int] = []
+    since = reader.since
+    monkeypatch.setattr(reader, "since", lambda position: reads.append(position) or since(position))
+    now = [100.0]
+    monkeypatch.setattr(events_module.time, "monotonic", lambda: now[0])
+    assert live.sync(reader) == 0 and len(reads) == 1  # the first sync reads
+    for _ in range(3):
+        now[0] += 0.1
+        assert live.sync(reader) == 0
+    assert len(reads) == 1  # nothing written: no query
+    assert writer.append(Event("1", "u", "b", "view", ts=1))
+    assert reader.stamp.read() == 1  # the rowid just committed, seen through the shared map
+    assert live.sync(reader) == 1 and live.items("u").tolist() == [1]
+    assert len(reads) == 2
+    assert not writer.append(Event("1", "u", "b", "view", ts=1))  # a duplicate changes nothing
+    assert live.sync(reader) == 0 and len(reads) == 2
+    # a writer that commits without setting the stamp (it died in between) is read within
+    # RESYNC_S of the last read
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("INSERT INTO events VALUES ('2', 'u', 'c', 'view', 2, 0.0)")
+        raw.commit()
+    now[0] += events_module.RESYNC_S / 2
+    assert live.sync(reader) == 0
+    now[0] += events_module.RESYNC_S
+    assert live.sync(reader) == 1 and live.items("u").tolist() == [1, 2]
+    writer.close()
+    reader.close()
+
+
+def test_an_event_from_another_process_moves_the_stamp(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    log = EventLog(path)
+    live = SessionState.replay(log, _Shop())
+    script = (
+        "import sys; from recsys.events import Event, EventLog; "
+        "log = EventLog(sys.argv[1]); "
+        "assert log.append(Event('p-1', 'u', 'c', 'cart', ts=1)); log.close()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, cwd=Path.cwd())
+    assert log.stamp.read() == 1
+    assert live.sync(log) == 1 and live.items("u").tolist() == [2]
+    log.close()
+
+
+def test_without_a_stamp_every_sync_reads_the_log(tmp_path: Path) -> None:
+    from recsys.stamp import ChangeStamp
+
+    missing = ChangeStamp(tmp_path / "no-such-folder" / "stamp")
+    assert missing.read() is None
+    missing.set(5)  # ignored, not an error
+    path = tmp_path / "log.sqlite"
+    log = EventLog(path)
+    log.stamp.close()
+    log.stamp = missing
+    live = SessionState.for_bundle(_Shop())
+    assert log.append(Event("1", "v", "a", "view", ts=1))
+    assert live.sync(log) == 1
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("INSERT INTO events VALUES ('2', 'v', 'b', 'view', 2, 0.0)")
+        raw.commit()
+    assert live.sync(log) == 1  # no stamp to trust: read at once
+    log.close()
