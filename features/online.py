@@ -217,14 +217,15 @@ class OnlineFeatures:
             return  # pushes by other processes could not be seen: read every user's row
         if pq.read_metadata(source).num_rows > self._user_cache_size:
             return
+        at = pd.Timestamp(materialized_at)
+        at = at.tz_localize("UTC") if at.tz is None else at.tz_convert("UTC")
         frame = pd.read_parquet(source, columns=["user_id", "event_timestamp", *USER_FEATURES])
-        stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
-        if not (stamps == pd.Timestamp(materialized_at).tz_convert("UTC")).all():
+        if not (pd.to_datetime(frame["event_timestamp"], utc=True) == at).all():
             return
         ids = frame["user_id"].astype(str).tolist()
         self._snapshot = np.ascontiguousarray(frame[list(USER_FEATURES)].to_numpy(np.float32))
         self._snapshot_rows = dict(zip(ids, range(len(ids)), strict=True))
-        self._snapshot_at = pd.Timestamp(materialized_at).tz_convert("UTC")
+        self._snapshot_at = at
         self._read_journal()
 
     def _read_journal(self) -> None:
