@@ -17,10 +17,12 @@ connections evenly over its worker processes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -158,26 +160,50 @@ Job = tuple[float, bytes, Run]
 
 class LoadClient:
     """A pool of ``connections`` workers, each owning one keep-alive connection (opened up
-    front by :meth:`start`, reopened after an error or a server-side idle close), fed from one
-    FIFO of scheduled requests."""
+    front by :meth:`start`, reopened after an error or a server-side idle close).
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    Dispatch is random: a scheduled request goes to a connection drawn at random among the idle
+    ones, and waits in one FIFO backlog when none is idle (the first connection to free up takes
+    it). Handing requests to idle connections in a fixed cycle instead would send runs of
+    consecutive requests down the connections of one worker (they are opened worker by worker)
+    while the other idles, a dispatch no balancer does."""
+
+    def __init__(self, host: str, port: int, timeout: float, seed: int = 0) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self.queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        self.backlog: collections.deque[Job] = collections.deque()
+        self.idle: list[int] = []  # connections waiting for a request, by index
+        self.inbox: list[asyncio.Queue[Job | None]] = []
+        self.rng = random.Random(seed)
         self.workers: list[asyncio.Task[None]] = []
 
     @classmethod
     async def start(
-        cls, host: str, port: int, timeout: float, conns: Sequence[Connection]
+        cls, host: str, port: int, timeout: float, conns: Sequence[Connection], seed: int = 0
     ) -> LoadClient:
         """Start one worker per connection in ``conns`` (see :func:`open_connections`)."""
-        client = cls(host, port, timeout)
-        client.workers = [asyncio.create_task(client._worker(c)) for c in conns]
+        client = cls(host, port, timeout, seed)
+        client.inbox = [asyncio.Queue() for _ in conns]
+        client.workers = [asyncio.create_task(client._worker(i, c)) for i, c in enumerate(conns)]
         return client
 
-    async def _worker(self, conn: Connection | None) -> None:
+    def submit(self, job: Job) -> None:
+        """Send ``job`` down a connection drawn at random among the idle ones, else queue it."""
+        if self.idle:
+            pick = self.rng.randrange(len(self.idle))
+            self.idle[pick], self.idle[-1] = self.idle[-1], self.idle[pick]
+            self.inbox[self.idle.pop()].put_nowait(job)
+        else:
+            self.backlog.append(job)
+
+    async def _next(self, index: int) -> Job | None:
+        if self.backlog:
+            return self.backlog.popleft()
+        self.idle.append(index)
+        return await self.inbox[index].get()
+
+    async def _worker(self, index: int, conn: Connection | None) -> None:
         while True:
-            job = await self.queue.get()
+            job = await self._next(index)
             if job is None:
                 break
             scheduled, payload, run = job
@@ -207,8 +233,8 @@ class LoadClient:
             conn.close()
 
     async def close(self) -> None:
-        for _ in self.workers:
-            self.queue.put_nowait(None)
+        for inbox in self.inbox:
+            inbox.put_nowait(None)
         await asyncio.gather(*self.workers, return_exceptions=True)
 
     async def run(
@@ -238,7 +264,7 @@ class LoadClient:
         gc.disable()
         try:
             cpu0, t0 = time.process_time(), time.perf_counter() + 0.005
-            sleep, put, clock = asyncio.sleep, self.queue.put_nowait, time.perf_counter
+            sleep, put, clock = asyncio.sleep, self.submit, time.perf_counter
             for offset, pick in zip(offsets.tolist(), picks.tolist(), strict=True):
                 due = t0 + offset
                 delay = due - clock()
@@ -256,8 +282,7 @@ class LoadClient:
             gc.enable()
             gc.unfreeze()
         unfinished = n - run.done
-        while not self.queue.empty():  # never sent: drop them so the next rate starts clean
-            self.queue.get_nowait()
+        self.backlog.clear()  # never sent: drop them so the next rate starts clean
         if unfinished:
             run.errors["unfinished"] += unfinished
         cpu = time.process_time() - cpu0
