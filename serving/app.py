@@ -165,7 +165,9 @@ def create_app(
     app.state.llm.observe(llm_metrics.observe)
     app.state.list_deps = ListDeps(
         metrics, decisions, app.state.llm, LLMPool(settings.llm_workers), llm_metrics,
-        arms=app.state.arms, batcher=PipelineBatcher(settings.max_batch, observe=metrics.batch),
+        arms=app.state.arms, batcher=PipelineBatcher(
+            settings.max_batch, min_batch=settings.min_batch, observe=metrics.batch
+        ),
     )
     # a capable backend (vLLM) plans every chat turn with the master agent; with the packaged
     # 135M model the router and tools do the work and the model only words replies

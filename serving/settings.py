@@ -99,6 +99,14 @@ class ServingSettings(BaseSettings):
         "frame, and each gets the answer it would get alone. A lone request never waits for "
         "others; 1 runs every request alone; RECSYS_MAX_BATCH.",
     )
+    min_batch: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Fewest list requests in hand that run as one batch: a shorter queue runs "
+        "one request at a time, each answered before the next starts (a batch answers all its "
+        "requests at its end, and below saturation saves little); RECSYS_MIN_BATCH.",
+    )
     candidate_cache: int = Field(
         default=4096,
         ge=0,

@@ -107,10 +107,39 @@ def test_a_lone_request_runs_at_once_alone_and_max_batch_1_never_batches() -> No
     assert stage.calls == [1, 1, 1]
 
 
+def test_fewer_than_min_batch_in_hand_run_one_at_a_time_each_answered_before_the_next() -> None:
+    events: list[str] = []
+
+    class Logged(Doubler):
+        def run_batch(self, states: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+            events.append(f"run {[s['x'] for s in states]}")
+            return super().run_batch(states)
+
+    pipeline, lock = Pipeline([Logged()], inputs=["x"]), threading.Lock()
+    batcher = PipelineBatcher(max_batch=8, min_batch=3)
+
+    async def one(x: int) -> Any:
+        got = await batcher.run(pipeline, lock, {"x": x})
+        events.append(f"answered {x}")
+        return got
+
+    async def together(xs: list[int]) -> list[Any]:
+        return await asyncio.gather(*(one(x) for x in xs))
+
+    got = asyncio.run(together([1, 2]))
+    assert [r.state["y"] for r, _ in got] == [2, 4]
+    assert events == ["run [1]", "answered 1", "run [2]", "answered 2"]
+    events.clear()
+    asyncio.run(together([1, 2, 3]))  # a backlog of min_batch: one batch
+    assert events == ["run [1, 2, 3]", "answered 1", "answered 2", "answered 3"]
+    with pytest.raises(ValueError, match="min_batch must be at least 1, got 0"):
+        PipelineBatcher(min_batch=0)
+
+
 def test_a_failing_request_fails_alone_and_its_batch_mates_are_answered() -> None:
     stage = Doubler()
-    got = asyncio.run(_many(PipelineBatcher(max_batch=8), Pipeline([stage], inputs=["x"]),
-                            [1, 13, 3]))  # fmt: skip
+    got = asyncio.run(_many(PipelineBatcher(max_batch=8, min_batch=1),
+                            Pipeline([stage], inputs=["x"]), [1, 13, 3]))  # fmt: skip
     assert got[0][0].state["y"] == 2 and got[2][0].state["y"] == 6
     assert isinstance(got[1], ValueError) and "13" in str(got[1])
     assert stage.calls[0] == 3  # tried together first, then each alone
