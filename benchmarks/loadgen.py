@@ -178,10 +178,10 @@ class LoadClient:
 
     @classmethod
     async def start(
-        cls, host: str, port: int, timeout: float, conns: Sequence[Connection], seed: int = 0
+        cls, host: str, port: int, timeout: float, conns: Sequence[Connection]
     ) -> LoadClient:
         """Start one worker per connection in ``conns`` (see :func:`open_connections`)."""
-        client = cls(host, port, timeout, seed)
+        client = cls(host, port, timeout)
         client.inbox = [asyncio.Queue() for _ in conns]
         client.workers = [asyncio.create_task(client._worker(i, c)) for i, c in enumerate(conns)]
         return client

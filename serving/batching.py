@@ -22,6 +22,12 @@ at 200 requests/s, batching every queue gave p99 9.1-11.5 ms against 7.8-8.5 wit
 (four rounds each, alternating); at 900 offered with the request caches off, no batching
 answered 858 requests/s with p99 482 ms, batching every queue 899 with p99 35 ms, and
 ``min_batch`` 4 899 with p99 29 ms.
+
+A batch that raises is retried request by request, so one bad request fails alone.
+
+Requests are only batched with others of the same event loop: a future belongs to its loop, and
+one set from another loop's thread never wakes its waiter. A server has one loop per worker;
+Starlette's TestClient, used without ``with``, runs each request on a loop of its own.
 """
 
 from __future__ import annotations
