@@ -1,6 +1,9 @@
 """Ranking latency: native LightGBM, ONNX Runtime and compiled trees (lleaves) on the same 500
 rows, and one request end to end (history, retrieval, features, ranking), on the synthetic shop.
 
+Where ``tl2cgen`` is installed (``pip install tl2cgen``: not in the lock, it is not served), its
+compiled C of the same trees is timed beside them; otherwise the output says it was skipped.
+
     python benchmarks/ranking_latency.py [--users 20000 --items 4000 --requests 300]
     python benchmarks/ranking_latency.py --bundle var/bench/load/bundle  # any trained bundle
 
@@ -13,6 +16,8 @@ benchmarks/results/ranking_latency.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import sys
 import time
@@ -62,7 +67,31 @@ def tree_runtimes(bundle_path: Path, name: str, entry: dict[str, Any], model: An
     if trees is None:
         trees = model.export_trees(ROOT / "var" / "bench" / "compiled" / f"{name}.txt")
     runtimes["lleaves"] = CompiledTrees(trees, trees.parent / "compiled")
+    with contextlib.suppress(ImportError):  # optional: reported as skipped
+        runtimes["tl2cgen"] = Tl2cgenTrees(trees, ROOT / "var" / "bench" / "compiled" / name)
     return runtimes
+
+
+class Tl2cgenTrees:
+    """The LightGBM text model compiled to C by tl2cgen (gcc), scored on one thread as a
+    session: ``run({"input": x})`` gives (N,) float32. Compiled afresh each run (about a
+    second for a few hundred trees)."""
+
+    def __init__(self, model_file: Path, lib_stem: Path) -> None:
+        import tl2cgen  # optional: ImportError where absent
+        import treelite
+
+        lib_stem.parent.mkdir(parents=True, exist_ok=True)
+        library = lib_stem.with_name(f"{lib_stem.name}-tl2cgen.so")
+        model = treelite.frontend.load_lightgbm_model(str(model_file))
+        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(library), nthread=1)
+        self._tl2cgen = tl2cgen
+        self._predictor = tl2cgen.Predictor(str(library), nthread=1)
+        self.providers = ["tl2cgen"]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        matrix = self._tl2cgen.DMatrix(np.ascontiguousarray(feeds["input"], np.float32))
+        return np.asarray(self._predictor.predict(matrix), dtype=np.float32).reshape(-1)
 
 
 def runtime_only(model: Any, runtimes: dict[str, Any], frames: list[Any], reps: int) -> dict:
@@ -112,6 +141,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = rng.choice(bundle.user_ids, args.requests)
     out: dict[str, Any] = {"bundle": bundle.version, "candidates": bundle.retriever.config.total}
+    if importlib.util.find_spec("tl2cgen") is None:
+        out["tl2cgen"] = "skipped: not installed (pip install tl2cgen)"
 
     # distinct requests' 500 candidate rows, scored both ways
     features = bundle.ranking.features
