@@ -141,7 +141,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     users = rng.choice(bundle.user_ids, args.requests)
     out: dict[str, Any] = {"bundle": bundle.version, "candidates": bundle.retriever.config.total}
-    if importlib.util.find_spec("tl2cgen") is None:
+    if any(importlib.util.find_spec(m) is None for m in ("tl2cgen", "treelite")):
         out["tl2cgen"] = "skipped: not installed (pip install tl2cgen)"
 
     # distinct requests' 500 candidate rows, scored both ways
