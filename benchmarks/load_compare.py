@@ -133,17 +133,21 @@ def main() -> None:
         parser.error(f"--rates: need numbers separated by commas, got {args.rates!r}")
     if not rates or min(rates) <= 0 or args.rounds < 1:
         parser.error(f"need positive --rates and --rounds >= 1, got {args.rates!r}, {args.rounds}")
-    sides = {"base": (args.base_root, args.base_bundle), "this": (args.root, args.bundle)}
-    names = ["base", "this"] + (["floor"] if args.floor else [])
+    # name -> (source tree, bundle, app factory; None: the tree's own app)
+    sides: dict[str, tuple[Path, Path, str | None]] = {
+        "base": (args.base_root, args.base_bundle, None),
+        "this": (args.root, args.bundle, None),
+    }
+    if args.floor:  # the bare app needs a bundle only for the load's request bodies
+        sides["floor"] = (args.root, args.bundle, FLOOR_APP)
     results: dict[str, dict[float, list[dict[str, Any]]]] = {
-        n: {r: [] for r in rates} for n in names
+        n: {r: [] for r in rates} for n in sides
     }
     for number in range(1, args.rounds + 1):
         order = ["base", "this"] if number % 2 else ["this", "base"]
-        for name in order + (["floor"] if args.floor else []):
+        for name in order + [n for n in sides if n not in order]:
             print(f"[compare] round {number}/{args.rounds}: {name}", file=sys.stderr, flush=True)
-            root, bundle = sides.get(name, sides["this"])
-            app = FLOOR_APP if name == "floor" else None
+            root, bundle, app = sides[name]
             got = load_run(root, bundle, rates, args, f"{args.name}-{name}-{number}", app)
             for rate in rates:
                 results[name][rate].append(got.get(rate, {}))
