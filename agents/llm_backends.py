@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agents.llm_settings import LLMError, LLMSettings, Message, packaged_model
-from agents.llm_weights import default_cache_dir, runtime_weights
+from agents.llm_weights import served_weights
 
 SHARED = "shared"
 
@@ -41,10 +41,7 @@ class LlamaCppBackend:
         self.source = settings.model_path or packaged_model()
         if not self.source.is_file():
             raise LLMError(f"no model file at {self.source} (RECSYS_LLM_MODEL_PATH)")
-        self.path = runtime_weights(
-            self.source, settings.weights, settings.model_path is None,
-            settings.cache_dir or default_cache_dir(),
-        )  # fmt: skip
+        self.path = served_weights(settings)
         self.slots = set(settings.kv_slots)
         self._contexts: dict[str, Any] = {}
         self.lock = threading.Lock()

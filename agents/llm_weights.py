@@ -14,6 +14,12 @@ used as is), ``q8_0`` / ``f16`` re-encode any file, ``as_shipped`` never. The fi
 to ``RECSYS_LLM_CACHE_DIR`` (default ``~/.cache/recsys/llm``), named by the source's size and
 mtime and llama.cpp's version, atomically (workers starting together never read half a file).
 Should re-encoding fail, the shipped file is used, with a warning.
+
+A llama.cpp built with its AMX kernels (compiled for a CPU that has AMX, unless built as
+``python -m recsys.bootstrap`` builds it) crashes the process in its first quantized matrix
+product on some such machines (``ggml_backend_amx_mul_mat``, llama.cpp issue 20824; seen here
+with Q8_0 and Q4_1, not with F16, which those kernels do not take). With such a build ``auto``
+picks F16 for the packaged model, and a quantized choice gets a warning.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from agents.llm_settings import LLMSettings
 
 Weights = Literal["auto", "as_shipped", "q8_0", "f16"]
 WEIGHTS: tuple[str, ...] = ("auto", "as_shipped", "q8_0", "f16")
@@ -35,11 +44,26 @@ def default_cache_dir() -> Path:
     return Path(base) / "recsys" / "llm"
 
 
+def amx_build() -> bool:
+    """Whether the installed llama.cpp was built with its AMX kernels (module doc)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
 def runtime_weights(source: Path, weights: Weights, packaged: bool, cache_dir: Path) -> Path:
     """The file llama.cpp should load for ``source`` under the ``weights`` setting."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r}; valid: {list(WEIGHTS)}")
-    target = "q8_0" if weights == "auto" and packaged else weights
+    amx = amx_build()
+    target = ("f16" if amx else "q8_0") if weights == "auto" and packaged else weights
+    if amx and target in ("as_shipped", "q8_0"):
+        warnings.warn(
+            f"weights={weights!r} on a llama.cpp built with AMX kernels, which may crash on "
+            "quantized weights (llama.cpp issue 20824): use weights='f16', or rebuild "
+            "llama-cpp-python with python -m recsys.bootstrap",
+            stacklevel=2,
+        )
     if target in ("auto", "as_shipped"):
         return source
     import llama_cpp
@@ -78,3 +102,16 @@ def runtime_weights(source: Path, weights: Weights, packaged: bool, cache_dir: P
         )
         return source
     return out
+
+
+def served_weights(settings: LLMSettings | None = None) -> Path:
+    """The file llama.cpp loads under ``settings`` (``RECSYS_LLM_*`` when None): the in-process
+    backend's, and the one to give ``python -m llama_cpp.server --model``."""
+    from agents.llm_settings import LLMSettings, packaged_model
+
+    settings = settings or LLMSettings()
+    source = settings.model_path or packaged_model()
+    return runtime_weights(
+        source, settings.weights, settings.model_path is None,
+        settings.cache_dir or default_cache_dir(),
+    )  # fmt: skip

