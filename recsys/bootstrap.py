@@ -65,10 +65,12 @@ def has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def llama_build_env(env: dict[str, str], amx: bool) -> dict[str, str]:
     """``env`` with llama.cpp's build told to leave out the AMX kernels where the CPU has them
-    (the user's own ``CMAKE_ARGS`` kept, and theirs win where they set the same flags)."""
+    (the user's own ``CFLAGS``, ``CXXFLAGS`` and ``CMAKE_ARGS`` kept; theirs come later, so
+    they win where they set the same thing)."""
     if not amx:
         return env
-    flags = f"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}'"
+    c, cxx = (f"{NO_AMX} {env.get(var, '')}".strip() for var in ("CFLAGS", "CXXFLAGS"))
+    flags = f"-DCMAKE_C_FLAGS='{c}' -DCMAKE_CXX_FLAGS='{cxx}'"
     own = env.get("CMAKE_ARGS", "").strip()
     return {**env, "CMAKE_ARGS": f"{flags} {own}".strip()}
 

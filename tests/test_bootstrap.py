@@ -37,6 +37,8 @@ def test_the_build_flags_are_added_only_with_amx_and_keep_the_users_own() -> Non
         f"-DCMAKE_C_FLAGS='{NO_AMX}' -DCMAKE_CXX_FLAGS='{NO_AMX}' -DGGML_BLAS=ON"
     )
     assert llama_build_env({}, amx=True)["CMAKE_ARGS"].endswith(f"-DCMAKE_CXX_FLAGS='{NO_AMX}'")
+    own = llama_build_env({"CFLAGS": "-O2 -g"}, amx=True)["CMAKE_ARGS"]  # CMAKE_C_FLAGS hides them
+    assert own.startswith(f"-DCMAKE_C_FLAGS='{NO_AMX} -O2 -g' -DCMAKE_CXX_FLAGS='{NO_AMX}'")
 
 
 def test_gcc_drops_amx_from_march_native_given_these_flags(tmp_path: Path) -> None:
