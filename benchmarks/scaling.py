@@ -9,8 +9,8 @@ Each size runs in its own process (so its peak memory is its own): generate the 
 bundle (every source, the ranker), then time single requests through the served pipeline.
 Results go to benchmarks/results/scaling.json and scaling.png (log-log, one line per measure)
 so that a user can read off the cost of their own catalog. The full default grid up to
-1,000,000 x 100,000 takes about 35 minutes on a 2-core machine (the 1M point alone ~25,
-with a ~19 GB peak); pass smaller ``--sizes`` to sample it.
+1,000,000 x 100,000 takes about 40 minutes on a 2-core machine (the 1M point alone ~23,
+with a ~18 GB peak); pass smaller ``--sizes`` to sample it.
 """
 
 from __future__ import annotations

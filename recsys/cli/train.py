@@ -51,6 +51,16 @@ def train(
             "RankerTrainConfig's).",
         ),
     ] = None,
+    ranker_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Most ranker training rows, shared by the folds (users are added in a seeded "
+            "random order, a batch at a time, until this many rows are kept). The rankers' "
+            "training memory and time follow their rows; default: every list of up to "
+            "RankerTrainConfig.max_users validation users.",
+        ),
+    ] = None,
     refit: Annotated[
         bool,
         typer.Option(
@@ -94,6 +104,7 @@ def train(
                 options={"dlrm": {"workers": dlrm_workers}} if dlrm_workers > 1 else {},
                 folds=RankerTrainConfig().folds if folds is None else folds,
                 tune_fill=tune_fill,
+                max_rows=ranker_rows,
             )
         )
         if rank_only:

@@ -204,5 +204,15 @@ def test_cli_rank_only_retrains_the_rankers(shop: Dataset, tmp_path: Path) -> No
     summary = json.loads(again.stdout)
     assert summary["default_ranker"] == "lightgbm" and "+rank-" in summary["version"]
     assert set(load_bundle(out).ranking.rankers) == {"lightgbm"}  # type: ignore[union-attr]
+    rows = load_bundle(out).manifest["ranking"]["rows"]["train"]
+    capped = runner.invoke(app, [*base, "--rank-only", "--ranker", "lightgbm",
+                                 "--ranker-rows", "1"])  # fmt: skip
+    assert capped.exit_code == 0, capped.output
+    section = load_bundle(out).manifest["ranking"]
+    assert section["config"]["max_rows"] == 1
+    # one batch of users a fold: fewer rows than every fitting user's list
+    assert 0 < section["rows"]["train"] < rows
     bad = runner.invoke(app, [*base, "--rank-only", "--ranker", "xgb"])
     assert bad.exit_code == 2 and "unknown ranker(s) ['xgb']" in bad.output
+    zero = runner.invoke(app, [*base, "--rank-only", "--ranker-rows", "0"])
+    assert zero.exit_code == 2 and "--ranker-rows" in zero.output
